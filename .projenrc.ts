@@ -1,18 +1,130 @@
-import { awscdk, javascript } from "projen";
+import { awscdk, javascript } from 'projen';
+import { UpdateSnapshot } from 'projen/lib/javascript';
+
+// aws-cdk-lib floor: 2.257.0 is the first release that has both the stable
+// `aws-bedrockagentcore` L2s (graduated in 2.255.0) and the core `Validations`
+// API that cdk-nag v3 plugs into (cdk-nag 3.x peer-depends on ^2.257.0).
+// It also covers stable EventBridge Scheduler (2.186.0).
+const CDK_VERSION = '2.257.0';
+
 const project = new awscdk.AwsCdkConstructLibrary({
-  author: "cdk-hermes-agent maintainers",
-  authorAddress: "maintainers@cdk-hermes-agent.invalid",
-  cdkVersion: "2.189.1",
-  defaultReleaseBranch: "main",
-  jsiiVersion: "~6.0.0",
-  name: "cdk-hermes-agent",
+  name: 'cdk-hermes-agent',
+  description:
+    'AWS CDK constructs that run a production-grade Hermes Agent (NousResearch) on ECS Fargate, AWS Lambda or Bedrock AgentCore Runtime.',
+  author: 'cdk-hermes-agent maintainers',
+  authorAddress: 'maintainers@cdk-hermes-agent.invalid',
+  repositoryUrl: 'https://github.com/cdk-hermes-agent/cdk-hermes-agent.git',
+  defaultReleaseBranch: 'main',
+  license: 'Apache-2.0',
+  keywords: ['aws-cdk', 'cdk', 'hermes-agent', 'ai-agent', 'bedrock', 'agentcore', 'fargate', 'lambda', 'slack', 'telegram'],
   packageManager: javascript.NodePackageManager.NPM,
   projenrcTs: true,
-  repositoryUrl: "https://github.com/cdk-hermes-agent/cdk-hermes-agent.git",
 
-  // deps: [],                /* Runtime dependencies of this module. */
-  // description: undefined,  /* The description is just a string that helps people understand the purpose of the package. */
-  // devDeps: [],             /* Build dependencies for this module. */
-  // packageName: undefined,  /* The "name" in package.json. */
+  cdkVersion: CDK_VERSION,
+  constructsVersion: '10.5.1', // cdk-nag 3 needs constructs ^10.5.1
+  jsiiVersion: '~6.0.0',
+
+  devDeps: [
+    'cdk-nag@^3.0.2',
+    '@aws-cdk/integ-tests-alpha@2.245.0-alpha.0',
+    '@aws-cdk/integ-runner@2.197.10',
+    'aws-cdk@3.0.0',
+  ],
+
+  publishToPypi: {
+    distName: 'cdk-hermes-agent',
+    module: 'cdk_hermes_agent',
+  },
+  publishToMaven: {
+    javaPackage: 'io.github.cdkhermesagent',
+    mavenGroupId: 'io.github.cdkhermesagent',
+    mavenArtifactId: 'cdk-hermes-agent',
+  },
+
+  // No GitHub automation: CI is `.ci/run`.
+  github: false,
+  release: false,
+  depsUpgrade: false,
+  buildWorkflow: false,
+  pullRequestTemplate: false,
+
+  jestOptions: {
+    // Snapshots are assertions: never rewrite them silently during `test`.
+    updateSnapshot: UpdateSnapshot.NEVER,
+    passWithNoTests: false,
+    jestConfig: {
+      testTimeout: 120_000,
+      testMatch: ['<rootDir>/test/**/*.test.ts'],
+    },
+  },
+  tsconfigDev: {
+    include: ['integ/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    compilerOptions: {},
+  },
+  eslintOptions: {
+    dirs: ['src'],
+    devdirs: ['test', 'integ', 'examples', 'bench', 'scripts'],
+  },
+  gitignore: [
+    '.venv/',
+    'cdk.out/',
+    'cdk.context.json',
+    '.lint-templates/',
+    '__pycache__/',
+    '*.egg-info/',
+    '.pytest_cache/',
+    'integ/**/cdk-integ.out.*',
+    'integ/**/*.snapshot/asset.*',
+    '.bench/',
+  ],
 });
+
+project.addPackageIgnore('/examples/');
+for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '.venv/', '__pycache__/']) {
+  project.addPackageIgnore(p);
+}
+
+const tsNode = 'ts-node --transpile-only --project tsconfig.dev.json';
+
+// Python runtime: one venv from pinned requirements, created on demand.
+const setupPython = project.addTask('setup:python', {
+  description: 'Create/refresh .venv from assets/requirements (idempotent)',
+  exec: 'bash scripts/setup-python.sh',
+});
+
+const pytest = project.addTask('test:python', {
+  description: 'pytest for the Python runtime (moto server + stub model + real hermes-agent)',
+});
+pytest.spawn(setupPython);
+pytest.exec('.venv/bin/python -m pytest assets/tests -q -p no:cacheprovider');
+
+const cfnLint = project.addTask('test:cfn-lint', {
+  description: 'Synthesize every fixture stack and the example app, then run cfn-lint over all templates',
+});
+cfnLint.spawn(setupPython);
+cfnLint.exec(`${tsNode} scripts/cfn-lint.ts`);
+
+const integ = project.addTask('test:integ', {
+  description: 'Check committed integ-test snapshots (no AWS credentials needed)',
+  exec: 'integ-runner --directory integ --language typescript --parallel-regions us-east-1',
+});
+project.addTask('integ:update', {
+  description: 'Re-synthesize integ snapshots without deploying (review the diff!)',
+  exec: 'integ-runner --directory integ --language typescript --dry-run --force --update-on-failed',
+});
+
+project.testTask.spawn(cfnLint);
+project.testTask.spawn(integ);
+project.testTask.spawn(pytest);
+
+project.addTask('example', {
+  description: 'Main job: synthesize the example app with every shape and print its summary',
+  exec: `${tsNode} scripts/example-summary.ts`,
+});
+
+project.addTask('bench', {
+  description: 'Run the benchmarks under bench/ (prints figures; never asserts timings)',
+  exec: `${tsNode} bench/synth.bench.ts`,
+});
+
 project.synth();

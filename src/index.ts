@@ -1,5 +1,5 @@
-export class Hello {
-  public sayHello() {
-    return 'hello, world!';
-  }
-}
+export * from './encryption-key';
+export * from './knowledge-bucket';
+export * from './secrets';
+export * from './model';
+export * from './settings';

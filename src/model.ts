@@ -1,0 +1,227 @@
+import { Arn, ArnFormat, Aws, Token } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { PropError, checkLength, checkPattern } from './private/validate';
+
+/**
+ * A Bedrock Guardrail applied to every model call.
+ */
+export interface BedrockGuardrail {
+  /** Guardrail id (e.g. `abc123def456`) or ARN. */
+  readonly identifier: string;
+
+  /**
+   * Guardrail version: a number, or `DRAFT`.
+   *
+   * @default 'DRAFT'
+   */
+  readonly version?: string;
+}
+
+/**
+ * Options of {@link AgentModel.bedrock}.
+ */
+export interface BedrockModelOptions {
+  /**
+   * Guardrail applied to every model call.
+   *
+   * @default - no guardrail
+   */
+  readonly guardrail?: BedrockGuardrail;
+
+  /**
+   * Region the agent calls Bedrock in.
+   *
+   * @default - the region the agent runs in
+   */
+  readonly region?: string;
+}
+
+/**
+ * Options of {@link AgentModel.openAiCompatible}.
+ */
+export interface OpenAiCompatibleModelOptions {
+  /** Base URL of the endpoint, e.g. `https://api.deepseek.com/v1`. Must be HTTPS. */
+  readonly baseUrl: string;
+
+  /** Model name the endpoint expects, e.g. `deepseek-chat`. */
+  readonly modelName: string;
+
+  /**
+   * Secret whose plain-text value is the API key. It reaches the agent as an
+   * environment variable, never as a file.
+   *
+   * @default - no key is sent
+   */
+  readonly apiKey?: secretsmanager.ISecret;
+}
+
+/**
+ * The parts of the settings document a model contributes.
+ *
+ * @internal
+ */
+export interface ModelBinding {
+  readonly config: { [key: string]: any };
+  readonly secretEnvironment: { [name: string]: secretsmanager.ISecret };
+}
+
+/** Environment variable that carries an OpenAI-compatible endpoint's API key. */
+const API_KEY_ENV = 'HERMES_MODEL_API_KEY';
+
+/** Cross-region inference profile prefixes (geography or global). */
+const PROFILE_PREFIX = /^(us|eu|apac|ap|jp|au|ca|us-gov|global)\./;
+
+/**
+ * The model an agent thinks with: a Bedrock model or cross-region inference
+ * profile (IAM-authorised, least privilege), or any OpenAI-compatible
+ * endpoint with an API key in Secrets Manager.
+ */
+export abstract class AgentModel {
+  /**
+   * A Bedrock foundation model (`anthropic.claude-...`) or cross-region
+   * inference profile (`us.anthropic.claude-sonnet-4-6`, `global....`).
+   *
+   * For a profile, `grantInvoke` allows the profile ARN and the foundation
+   * model it routes to in any region, but only when called through that
+   * profile (`bedrock:InferenceProfileArn` condition).
+   */
+  public static bedrock(modelId: string, options: BedrockModelOptions = {}): AgentModel {
+    return new BedrockModel(modelId, options);
+  }
+
+  /**
+   * An OpenAI-compatible chat-completions endpoint (DeepSeek, a vLLM server,
+   * a LiteLLM proxy, ...).
+   */
+  public static openAiCompatible(options: OpenAiCompatibleModelOptions): AgentModel {
+    return new OpenAiCompatibleModel(options);
+  }
+
+  /** The model id Hermes is configured with. */
+  public abstract readonly modelId: string;
+
+  /** The Hermes provider name (`bedrock` or `custom`). */
+  public abstract readonly provider: string;
+
+  /** Grants what calling the model needs (IAM for Bedrock, reading the API key otherwise). */
+  public abstract grantInvoke(grantee: iam.IGrantable): iam.Grant;
+
+  /** @internal */
+  public abstract _bind(): ModelBinding;
+}
+
+class BedrockModel extends AgentModel {
+  public readonly provider = 'bedrock';
+
+  constructor(public readonly modelId: string, private readonly options: BedrockModelOptions) {
+    super();
+    checkPattern('AgentModel.bedrock modelId', modelId, /^[a-z0-9-]+(\.[a-z0-9-]+)+(-v\d+(:\d+)?)?(:\d+)?$/,
+      'a Bedrock model id or inference profile id such as "us.anthropic.claude-sonnet-4-6" (not an ARN)');
+    const guardrail = options.guardrail;
+    if (guardrail) {
+      checkPattern('BedrockGuardrail.identifier', guardrail.identifier,
+        /^(([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail\/[a-z0-9]+))$/,
+        'a guardrail id (lowercase letters and digits) or guardrail ARN');
+      checkPattern('BedrockGuardrail.version', guardrail.version, /^(([1-9][0-9]{0,7})|(DRAFT))$/, 'a version number or "DRAFT"');
+    }
+    checkPattern('BedrockModelOptions.region', options.region, /^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region name such as "us-east-1"');
+  }
+
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    const region = this.options.region ?? Aws.REGION;
+    const actions = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
+    const match = PROFILE_PREFIX.exec(this.modelId);
+    let grant: iam.Grant;
+    if (match) {
+      const profileArn = bedrockArn(region, Aws.ACCOUNT_ID, 'inference-profile', this.modelId);
+      grant = iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [profileArn] }).combine(iam.Grant.addToPrincipal({
+        grantee,
+        actions,
+        // A cross-region profile routes to any region of its geography, so the
+        // region is open but the call must come through this very profile.
+        resourceArns: [bedrockArn('*', '', 'foundation-model', this.modelId.slice(match[0].length))],
+        conditions: { StringEquals: { 'bedrock:InferenceProfileArn': profileArn } },
+      }));
+    } else {
+      grant = iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [bedrockArn(region, '', 'foundation-model', this.modelId)] });
+    }
+    const guardrail = this.options.guardrail;
+    if (guardrail) {
+      const guardrailArn = guardrail.identifier.startsWith('arn:')
+        ? guardrail.identifier
+        : bedrockArn(region, Aws.ACCOUNT_ID, 'guardrail', guardrail.identifier);
+      grant = grant.combine(iam.Grant.addToPrincipal({ grantee, actions: ['bedrock:ApplyGuardrail'], resourceArns: [guardrailArn] }));
+    }
+    return grant;
+  }
+
+  public _bind(): ModelBinding {
+    const bedrock: { [key: string]: any } = {
+      // Discovery lists every model in the account (ListFoundationModels on "*");
+      // the model is fixed here, so the agent never needs that permission.
+      discovery: { enabled: false },
+    };
+    if (this.options.region) bedrock.region = this.options.region;
+    if (this.options.guardrail) {
+      bedrock.guardrail = {
+        guardrail_identifier: this.options.guardrail.identifier,
+        guardrail_version: this.options.guardrail.version ?? 'DRAFT',
+      };
+    }
+    return {
+      config: { model: { provider: 'bedrock', default: this.modelId }, bedrock },
+      secretEnvironment: {},
+    };
+  }
+}
+
+class OpenAiCompatibleModel extends AgentModel {
+  public readonly provider = 'custom';
+  public readonly modelId: string;
+
+  constructor(private readonly options: OpenAiCompatibleModelOptions) {
+    super();
+    checkLength('OpenAiCompatibleModelOptions.modelName', options.modelName, 1, 256);
+    if (!Token.isUnresolved(options.baseUrl)) {
+      let url: URL;
+      try {
+        url = new URL(options.baseUrl);
+      } catch {
+        throw new PropError('OpenAiCompatibleModelOptions.baseUrl', `must be an absolute URL (got ${JSON.stringify(options.baseUrl)})`);
+      }
+      if (url.protocol !== 'https:') {
+        throw new PropError('OpenAiCompatibleModelOptions.baseUrl', `must use https:// so the API key never crosses the network in clear text (got ${JSON.stringify(options.baseUrl)})`);
+      }
+    }
+    this.modelId = options.modelName;
+  }
+
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    if (!this.options.apiKey) {
+      return iam.Grant.drop(grantee, 'OpenAI-compatible endpoint without an API key');
+    }
+    return this.options.apiKey.grantRead(grantee);
+  }
+
+  public _bind(): ModelBinding {
+    const model: { [key: string]: any } = {
+      provider: 'custom',
+      default: this.options.modelName,
+      base_url: this.options.baseUrl,
+    };
+    const secretEnvironment: { [name: string]: secretsmanager.ISecret } = {};
+    if (this.options.apiKey) {
+      model.api_key = `\${${API_KEY_ENV}}`;
+      secretEnvironment[API_KEY_ENV] = this.options.apiKey;
+    }
+    return { config: { model }, secretEnvironment };
+  }
+}
+
+function bedrockArn(region: string, account: string, resource: string, resourceName: string): string {
+  return Arn.format({
+    partition: Aws.PARTITION, service: 'bedrock', region, account, resource, resourceName,
+    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+  });
+}
