@@ -58,7 +58,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     },
   },
   tsconfigDev: {
-    include: ['integ/**/*.ts', 'examples/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    include: ['../integ/**/*.ts', '../examples/**/*.ts', '../bench/**/*.ts', '../scripts/**/*.ts'],
     compilerOptions: {},
   },
   eslintOptions: {
@@ -84,7 +84,7 @@ for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '
   project.addPackageIgnore(p);
 }
 
-const tsNode = 'ts-node --transpile-only --project tsconfig.dev.json';
+const tsNode = 'ts-node --transpile-only --project test/tsconfig.json';
 
 // Python runtime: one venv from pinned requirements, created on demand.
 const setupPython = project.addTask('setup:python', {

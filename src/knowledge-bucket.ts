@@ -118,6 +118,8 @@ export class KnowledgeBucket extends Construct {
   /** The key that encrypts the bucket, if known. */
   public readonly encryptionKey?: kms.IKey;
 
+  /** A key given for an existing bucket that the bucket object itself does not know, so its grants would omit it. */
+  private readonly extraKey?: kms.IKey;
   private folderCount = 0;
 
   constructor(scope: Construct, id: string, props: KnowledgeBucketProps = {}) {
@@ -131,6 +133,9 @@ export class KnowledgeBucket extends Construct {
       }
       this.bucket = props.bucket;
       this.encryptionKey = props.encryptionKey ?? props.bucket.encryptionKey;
+      if (this.encryptionKey !== props.bucket.encryptionKey) {
+        this.extraKey = this.encryptionKey;
+      }
       return;
     }
 
@@ -180,7 +185,8 @@ export class KnowledgeBucket extends Construct {
    * @param keyPrefix e.g. `knowledge/`; default: the whole bucket
    */
   public grantRead(grantee: iam.IGrantable, keyPrefix?: string): iam.Grant {
-    return this.bucket.grantRead(grantee, objectsPattern(keyPrefix));
+    const grant = this.bucket.grantRead(grantee, objectsPattern(keyPrefix));
+    return this.extraKey ? grant.combine(this.extraKey.grantDecrypt(grantee)) : grant;
   }
 
   /**
@@ -189,7 +195,8 @@ export class KnowledgeBucket extends Construct {
    * @param keyPrefix e.g. `skills/`; default: the whole bucket
    */
   public grantReadWrite(grantee: iam.IGrantable, keyPrefix?: string): iam.Grant {
-    return this.bucket.grantReadWrite(grantee, objectsPattern(keyPrefix));
+    const grant = this.bucket.grantReadWrite(grantee, objectsPattern(keyPrefix));
+    return this.extraKey ? grant.combine(this.extraKey.grantEncryptDecrypt(grantee)) : grant;
   }
 
   /**
@@ -210,6 +217,8 @@ export class KnowledgeBucket extends Construct {
       retainOnDelete: true,
       memoryLimit: 256,
     });
+    // BucketDeployment grants the handler only the key the bucket object knows.
+    this.extraKey?.grantEncryptDecrypt(deployment.handlerRole);
     acknowledgeBucketDeploymentHandler(this);
     return deployment;
   }

@@ -258,10 +258,9 @@ def _walk_strings(obj: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, obj
     elif isinstance(obj, Mapping):
         for k, v in obj.items():
-            child = f"{path}.{k}"
             if isinstance(k, str):
-                yield f"{child} (key)", k
-            yield from _walk_strings(v, child)
+                yield f"{path} (a key)", k  # name the parent: the key itself may be the secret
+            yield from _walk_strings(v, f"{path}.{k}")
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             yield from _walk_strings(v, f"{path}[{i}]")
