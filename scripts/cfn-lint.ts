@@ -42,10 +42,11 @@ for (const m of matches) {
   console.log(`${m.Level.padEnd(13)} ${m.Rule.Id} ${path.relative(root, m.Filename)} ${JSON.stringify(m.Location.Path)}: ${m.Message.slice(0, 300)}`);
 }
 console.log(`cfn-lint: ${templates.length} templates, ${count('Error')} errors, ${count('Warning')} warnings, ${count('Informational')} informational`);
-// cfn-lint's exit code is a bit mask: 2 = errors.
-if ((result.status ?? 1) & 2 || (result.status !== 0 && matches.length === 0)) {
+const failedFiles = new Set(matches.filter((m) => m.Level === 'Error').map((m) => m.Filename));
+// cfn-lint exits 0 when clean and non-zero (a bit mask) on any match; only errors fail the run.
+if (failedFiles.size > 0 || (result.status !== 0 && matches.length === 0)) {
   if (result.stderr) console.error(result.stderr);
-  console.log(`${templates.length - new Set(matches.filter((m) => m.Level === 'Error').map((m) => m.Filename)).size} passed, ${new Set(matches.filter((m) => m.Level === 'Error').map((m) => m.Filename)).size} failed`);
+  console.log(`cfn-lint: ${templates.length - failedFiles.size} passed, ${failedFiles.size} failed`);
   process.exit(1);
 }
 console.log(`cfn-lint: ${templates.length} passed, 0 failed`);

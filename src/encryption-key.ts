@@ -1,4 +1,5 @@
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Aws, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct, IConstruct } from 'constructs';
 
@@ -26,11 +27,30 @@ export class AgentEncryptionKey {
     if (existing) {
       return existing as kms.Key;
     }
-    return new kms.Key(stack as Construct, AgentEncryptionKey.ID, {
+    const key = new kms.Key(stack as Construct, AgentEncryptionKey.ID, {
       description: `Encrypts Hermes Agent data in stack ${stack.stackName} (cdk-hermes-agent)`,
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    AgentEncryptionKey.allowLogGroups(key);
+    return key;
+  }
+
+  /**
+   * Lets CloudWatch Logs use `key` for the log groups of this account and
+   * region (log groups are encrypted by the service, not by a role).
+   * Applied to the shared key automatically; call it for a key you pass in.
+   */
+  public static allowLogGroups(key: kms.IKey): void {
+    key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowCloudWatchLogsOfThisAccount',
+      principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+      actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+      resources: ['*'],
+      conditions: {
+        ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` },
+      },
+    }));
   }
 
   private constructor() {}

@@ -221,7 +221,12 @@ class OpenAiCompatibleModel extends AgentModel {
 
 function bedrockArn(region: string, account: string, resource: string, resourceName: string): string {
   return Arn.format({
-    partition: Aws.PARTITION, service: 'bedrock', region, account, resource, resourceName,
+    partition: Aws.PARTITION,
+    service: 'bedrock',
+    region,
+    account,
+    resource,
+    resourceName,
     arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
   });
 }

@@ -194,7 +194,7 @@ export class McpServer {
       checkEnvName(`McpServer "${name}" secretEnvironment`, key);
       const envName = secretEnvName(name, key);
       env[key] = `\${${envName}}`;
-      secrets[envName] = secret;
+      addSecretEnv(secrets, envName, secret, `McpServer "${name}" secretEnvironment.${key}`);
     }
     for (const key of Object.keys(options.environment ?? {})) {
       checkEnvName(`McpServer "${name}" environment`, key);
@@ -226,7 +226,7 @@ export class McpServer {
       checkPattern(`McpServer "${name}" secretHeaders`, header, /^[A-Za-z0-9-]+$/, 'an HTTP header name');
       const envName = secretEnvName(name, header);
       headers[header] = `\${${envName}}`;
-      secrets[envName] = secret;
+      addSecretEnv(secrets, envName, secret, `McpServer "${name}" secretHeaders.${header}`);
     }
     const config: { [key: string]: any } = { url: options.url };
     if (Object.keys(headers).length > 0) config.headers = headers;
@@ -449,7 +449,11 @@ export class HermesConfig {
     const secretEnvironment: { [name: string]: secretsmanager.ISecret } = { ...model.secretEnvironment };
     if (s.mcpServers && s.mcpServers.length > 0) {
       config.mcp_servers = Object.fromEntries(s.mcpServers.map((m) => [m.name, m._config()]));
-      for (const server of s.mcpServers) Object.assign(secretEnvironment, server.secretEnvironment);
+      for (const server of s.mcpServers) {
+        for (const [envName, secret] of Object.entries(server.secretEnvironment)) {
+          addSecretEnv(secretEnvironment, envName, secret, `HermesSettings.mcpServers "${server.name}"`);
+        }
+      }
     }
     for (const key of Object.keys(config)) {
       if (typeof config[key] === 'object' && Object.keys(config[key]).length === 0) delete config[key];
@@ -499,9 +503,23 @@ function checkEnvName(prop: string, name: string): void {
 function checkDuration(prop: string, value: Duration | undefined, minSeconds: number, maxSeconds: number): void {
   if (value === undefined || Token.isUnresolved(value.toSeconds({ integral: false }))) return;
   const seconds = value.toSeconds({ integral: false });
-  if (seconds < minSeconds || seconds > maxSeconds) {
-    throw new PropError(prop, `must be between ${minSeconds} and ${maxSeconds} seconds (got ${seconds})`);
+  if (!Number.isInteger(seconds) || seconds < minSeconds || seconds > maxSeconds) {
+    throw new PropError(prop, `must be a whole number of seconds between ${minSeconds} and ${maxSeconds} (got ${seconds})`);
   }
+}
+
+/**
+ * Records a secret-backed variable. Names are normalised (upper case, "-" to
+ * "_"), so different servers or keys can map to the same variable, e.g. server
+ * "github" key "ENTERPRISE_TOKEN" and server "github-enterprise" key "TOKEN";
+ * one secret would then silently stand in for the other.
+ */
+function addSecretEnv(target: { [name: string]: secretsmanager.ISecret }, envName: string, secret: secretsmanager.ISecret, prop: string): void {
+  const existing = target[envName];
+  if (existing !== undefined && existing !== secret) {
+    throw new PropError(prop, `maps to environment variable ${envName}, which another secret already uses; rename the server or the key`);
+  }
+  target[envName] = secret;
 }
 
 function secretEnvName(server: string, key: string): string {

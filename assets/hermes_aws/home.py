@@ -189,7 +189,8 @@ def prepare_home(
     """Write config.yaml, SOUL.md and .hermes.md; drop stale files. Idempotent.
 
     Refuses (ValueError naming the offending path) when any value would put the
-    literal value of a ``secretEnv`` variable on disk.
+    literal value of a ``secretEnv`` variable on disk. A ``.hermes.md`` left in a
+    *previous* ``terminal.cwd`` is not tracked and stays where it is.
     """
     check_no_secrets(settings, environ)
     home = Path(home).absolute()

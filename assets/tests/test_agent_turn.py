@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import HermesPaths
 from hermes_aws.home import Settings, prepare_home
 from stubs.model_server import HttpError, StubModelServer, ToolCall
+
+if TYPE_CHECKING:
+    from conftest import HermesPaths
 
 API_KEY = "sk-stub-0123456789abcdef"
 SOUL = "You are Zed, the SOULMARK-7 test persona. Be brief."

@@ -68,7 +68,7 @@ def test_non_streaming_tool_call_and_callable(client: openai.OpenAI, stub_model:
 
 
 def test_http_error_then_recovery(client: openai.OpenAI, stub_model: StubModelServer) -> None:
-    stub_model.script(HttpError(503, "overloaded", retry_after=2), HttpError(429))
+    stub_model.script(HttpError(503, "overloaded", retry_after=2), 429)
     with pytest.raises(openai.InternalServerError) as exc:
         ask(client, "x")
     assert exc.value.status_code == 503 and exc.value.response.headers["retry-after"] == "2"

@@ -4,7 +4,7 @@
         stub.script("hello")                                  # plain text reply
         stub.script(ToolCall("todo", {"todos": []}))          # one tool call
         stub.script([ToolCall("a", {}), ToolCall("b", {})])   # parallel tool calls
-        stub.script(HttpError(500))                           # transient failure
+        stub.script(HttpError(500), 503)                      # transient failures (int = status)
         stub.script(lambda body: "computed from the request")
         ...  # point a client at stub.base_url
         stub.chat_requests[0].body["messages"]
@@ -56,7 +56,7 @@ class HttpError:
     retry_after: float | None = None
 
 
-ScriptItem = Union[str, ToolCall, Sequence[ToolCall], Reply, HttpError, Callable[[dict], Any]]
+ScriptItem = Union[str, int, ToolCall, Sequence[ToolCall], Reply, HttpError, Callable[[dict], Any]]
 
 
 @dataclass
@@ -90,6 +90,8 @@ def _normalize(item: Any, body: dict) -> Reply | HttpError:
         return item
     if isinstance(item, str):
         return Reply(text=item)
+    if isinstance(item, int) and not isinstance(item, bool):
+        return HttpError(status=item)
     if isinstance(item, ToolCall):
         return Reply(tool_calls=(item,))
     if isinstance(item, Sequence) and all(isinstance(t, ToolCall) for t in item):

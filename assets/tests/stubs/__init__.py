@@ -1,0 +1,1 @@
+"""Loopback stub servers used by the tests (model endpoint; later Telegram/Slack)."""
