@@ -5,6 +5,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentEncryptionKey } from './encryption-key';
 import { acknowledge } from './private/acknowledge';
+import { grantSecretRead } from './private/secret-access';
 import { checkInteger } from './private/validate';
 
 /**
@@ -93,11 +94,14 @@ export class SlackSecrets extends Construct {
       'Slack signing secret for Hermes Agent Events API requests. Basic Information > App Credentials > Signing Secret.');
   }
 
-  /** Grants reading all three secrets. */
+  /**
+   * Grants reading all three secrets (on the grantee's side, so a grantee in
+   * another stack does not tie the stacks in a cycle).
+   */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
-    return this.botToken.grantRead(grantee)
-      .combine(this.appToken.grantRead(grantee))
-      .combine(this.signingSecret.grantRead(grantee));
+    return grantSecretRead(this.botToken, grantee)
+      .combine(grantSecretRead(this.appToken, grantee))
+      .combine(grantSecretRead(this.signingSecret, grantee));
   }
 }
 
@@ -156,9 +160,9 @@ export class TelegramSecrets extends Construct {
     this.webhookSecret = webhookSecret;
   }
 
-  /** Grants reading the bot token and the webhook secret. */
+  /** Grants reading the bot token and the webhook secret (on the grantee's side). */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
-    return this.botToken.grantRead(grantee).combine(this.webhookSecret.grantRead(grantee));
+    return grantSecretRead(this.botToken, grantee).combine(grantSecretRead(this.webhookSecret, grantee));
   }
 }
 

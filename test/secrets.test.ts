@@ -37,6 +37,22 @@ function decryptStatementsFor(stack: Stack): any[] {
   return key.Properties.KeyPolicy.Statement.filter((s: any) => JSON.stringify(s.Principal).includes(ROLE));
 }
 
+/** kms:Decrypt statements in the role's own policy. */
+function roleDecryptStatements(stack: Stack): any[] {
+  return policyStatements(Template.fromStack(stack)).filter((s) => s.Action === 'kms:Decrypt');
+}
+
+/** The grant is on the role's side only: the key policy never names the grantee. */
+function expectDecryptViaSecretsManagerOnRoleOnly(stack: Stack): void {
+  expect(decryptStatementsFor(stack)).toEqual([]);
+  expect(roleDecryptStatements(stack)).toEqual([{
+    Effect: 'Allow',
+    Action: 'kms:Decrypt',
+    Resource: { 'Fn::GetAtt': [SHARED_KEY, 'Arn'] },
+    Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } },
+  }]);
+}
+
 const ROLE = 'Role1ABCC5F0';
 const SECRET_READ = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'];
 
@@ -114,13 +130,18 @@ describe('SlackSecrets', () => {
       { Ref: logicalId(slack.signingSecret) },
       { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:us-east-1:111111111111:secret:slack/bot-??????']] },
     ]));
-    expect(decryptStatementsFor(stack)).toEqual([{
-      Effect: 'Allow',
-      Action: 'kms:Decrypt',
-      Principal: { AWS: { 'Fn::GetAtt': [ROLE, 'Arn'] } },
-      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } },
-      Resource: '*',
-    }]);
+    expectDecryptViaSecretsManagerOnRoleOnly(stack);
+  });
+
+  test('grantRead to a role in another stack keeps the stacks free of a cycle', () => {
+    const app = new App();
+    const shared = new Stack(app, 'Shared', { env: { account: '111111111111', region: 'us-east-1' } });
+    const consumer = new Stack(app, 'Consumer', { env: { account: '111111111111', region: 'us-east-1' } });
+    const slack = new SlackSecrets(shared, 'Slack');
+    slack.grantRead(new iam.Role(consumer, 'Role', { assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com') }));
+    expect(() => app.synth()).not.toThrow();
+    expect(consumer.dependencies.map((s) => s.stackName)).toEqual(['Shared']);
+    expect(shared.dependencies).toEqual([]);
   });
 
   test('removalPolicy DESTROY deletes the placeholders', () => {
@@ -226,11 +247,7 @@ describe('TelegramSecrets', () => {
       { Ref: logicalId(telegram.webhookSecret) },
       { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:us-east-1:111111111111:secret:telegram/bot-??????']] },
     ]));
-    expect(decryptStatementsFor(stack)).toEqual([expect.objectContaining({
-      Action: 'kms:Decrypt',
-      Principal: { AWS: { 'Fn::GetAtt': [ROLE, 'Arn'] } },
-      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.us-east-1.amazonaws.com' } },
-    })]);
+    expectDecryptViaSecretsManagerOnRoleOnly(stack);
   });
 
   test('removalPolicy applies to both created secrets', () => {

@@ -5,7 +5,7 @@
 import * as path from 'path';
 import { App, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { KnowledgeBucket, SlackSecrets, TelegramSecrets } from '../../src';
+import { GatewayAccess, GatewayEgress, HermesFargateGateway, KnowledgeBucket, SlackSecrets, TelegramSecrets } from '../../src';
 
 /** The pieces every agent shares: knowledge, chat credentials. */
 export class SharedStack extends Stack {
@@ -22,11 +22,36 @@ export class SharedStack extends Stack {
   }
 }
 
+/** Props of {@link GatewayStack}. */
+export interface GatewayStackProps extends StackProps {
+  readonly shared: SharedStack;
+}
+
+/** The always-on Slack assistant on ECS Fargate, on a NAT instance for a low idle bill. */
+export class GatewayStack extends Stack {
+  public readonly gateway: HermesFargateGateway;
+
+  constructor(scope: Construct, id: string, props: GatewayStackProps) {
+    super(scope, id, props);
+    this.gateway = new HermesFargateGateway(this, 'Gateway', {
+      access: GatewayAccess.allowUsers({ slack: ['U012ABCDEF', 'U034GHIJKL'] }),
+      slack: props.shared.slack,
+      knowledgeBucket: props.shared.knowledge,
+      egress: GatewayEgress.natInstance(),
+      settings: {
+        soul: 'You are the platform team\'s assistant. Answer from the files in knowledge/ and projects/; say so when they do not cover a question.',
+        projectContext: 'We run payments and search on ECS; deploys happen on Tuesdays.',
+      },
+    });
+  }
+}
+
 /** Adds the example stacks to `app`. */
 export function buildExampleApp(app: App): Stack[] {
   const env = { account: process.env.CDK_DEFAULT_ACCOUNT ?? '111111111111', region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' };
   const shared = new SharedStack(app, 'HermesShared', { env });
-  return [shared];
+  const gateway = new GatewayStack(app, 'HermesGateway', { env, shared });
+  return [shared, gateway];
 }
 
 if (require.main === module) {

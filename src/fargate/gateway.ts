@@ -20,6 +20,7 @@ import { KnowledgeBucket } from '../knowledge-bucket';
 import { AgentModel } from '../model';
 import { acknowledge } from '../private/acknowledge';
 import { acknowledgeWildcards } from '../private/iam-wildcards';
+import { ecsSecret } from '../private/secret-access';
 import { RUNTIME_ASSET_DIR, RUNTIME_ASSET_OPTIONS, RuntimeTarget } from '../private/runtime-assets';
 import { PropError, checkInteger } from '../private/validate';
 import { SlackSecrets } from '../secrets';
@@ -330,6 +331,9 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     });
     if (props.backup ?? true) {
       AgentBackupPlan.protect(this, 'FileSystemBackup', backup.BackupResource.fromEfsFileSystem(this.fileSystem));
+    } else {
+      acknowledge(this.fileSystem, 'Backups were switched off explicitly (HermesFargateGatewayProps.backup = false).',
+        'NIST.800.53.R5-EFSInBackupPlan', 'HIPAA.Security-EFSInBackupPlan');
     }
 
     // --- Cluster -----------------------------------------------------------
@@ -386,15 +390,18 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     this.fileSystem.grant(this.taskDefinition.taskRole, 'elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite');
 
     const platforms = ['slack', ...(props.telegramBotToken ? ['telegram'] : []), ...(props.discordBotToken ? ['discord'] : [])];
-    const secrets: { [name: string]: ecs.Secret } = {
-      SLACK_BOT_TOKEN: ecs.Secret.fromSecretsManager(this.slack.botToken),
-      SLACK_APP_TOKEN: ecs.Secret.fromSecretsManager(this.slack.appToken),
-      API_SERVER_KEY: ecs.Secret.fromSecretsManager(this.apiServerKey),
+    const executionRole = this.taskDefinition.obtainExecutionRole();
+    const secretSources: { [name: string]: secretsmanager.ISecret } = {
+      SLACK_BOT_TOKEN: this.slack.botToken,
+      SLACK_APP_TOKEN: this.slack.appToken,
+      API_SERVER_KEY: this.apiServerKey,
+      ...(props.telegramBotToken ? { TELEGRAM_BOT_TOKEN: props.telegramBotToken } : {}),
+      ...(props.discordBotToken ? { DISCORD_BOT_TOKEN: props.discordBotToken } : {}),
+      ...this.hermesConfig.secretEnvironment,
     };
-    if (props.telegramBotToken) secrets.TELEGRAM_BOT_TOKEN = ecs.Secret.fromSecretsManager(props.telegramBotToken);
-    if (props.discordBotToken) secrets.DISCORD_BOT_TOKEN = ecs.Secret.fromSecretsManager(props.discordBotToken);
-    for (const [name, secret] of Object.entries(this.hermesConfig.secretEnvironment)) {
-      secrets[name] = ecs.Secret.fromSecretsManager(secret);
+    const secrets: { [name: string]: ecs.Secret } = {};
+    for (const [name, secret] of Object.entries(secretSources)) {
+      secrets[name] = ecsSecret(this, `SecretRef${name}`, secret, executionRole);
     }
 
     this.container = this.taskDefinition.addContainer('gateway', {

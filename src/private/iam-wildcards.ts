@@ -1,4 +1,4 @@
-import { Aspects, IAspect, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { IConstruct } from 'constructs';
 import { acknowledge } from './acknowledge';
@@ -9,34 +9,38 @@ import { acknowledge } from './acknowledge';
  *
  * cdk-nag v3 has no wildcard acknowledgement: each `Action::x*` and
  * `Resource::y/*` finding must be named exactly. The names depend on logical
- * ids and on grants added after the construct is built, so they are computed
- * at synthesis (an aspect), the same way cdk-nag flattens them. Use it only
- * where every wildcard under `scope` has the same justification.
+ * ids, on grants added after the construct is built and on cross-stack
+ * references (which become `Fn::ImportValue` only once the app is prepared),
+ * so they are computed in a construct validation, which runs after that and
+ * before any validation plugin, the same way cdk-nag flattens them. Use it
+ * only where every wildcard under `scope` has the same justification.
  */
 export function acknowledgeWildcards(scope: IConstruct, reason: string): void {
-  Aspects.of(scope).add(new WildcardAcknowledgement(reason));
+  scope.node.addValidation({
+    validate: () => {
+      for (const node of scope.node.findAll()) {
+        if (node instanceof iam.CfnPolicy) acknowledgePolicy(node, reason);
+      }
+      return [];
+    },
+  });
 }
 
-class WildcardAcknowledgement implements IAspect {
-  constructor(private readonly reason: string) {}
-
-  public visit(node: IConstruct): void {
-    if (!(node instanceof iam.CfnPolicy)) return;
-    const document = Stack.of(node).resolve(node.policyDocument);
-    const findings = new Set<string>();
-    for (const statement of document?.Statement ?? []) {
-      if (statement.Effect !== 'Allow') continue;
-      for (const action of asArray(statement.Action)) {
-        if (typeof action === 'string' && action.includes('*')) findings.add(`Action::${action}`);
-      }
-      for (const resource of asArray(statement.Resource)) {
-        const flat = flatten(resource);
-        if (flat.includes('*')) findings.add(`Resource::${flat}`);
-      }
+function acknowledgePolicy(node: iam.CfnPolicy, reason: string): void {
+  const document = Stack.of(node).resolve(node.policyDocument);
+  const findings = new Set<string>();
+  for (const statement of document?.Statement ?? []) {
+    if (statement.Effect !== 'Allow') continue;
+    for (const action of asArray(statement.Action)) {
+      if (typeof action === 'string' && action.includes('*')) findings.add(`Action::${action}`);
     }
-    if (findings.size > 0) {
-      acknowledge(node, this.reason, ...[...findings].map((f) => `AwsSolutions-IAM5[${f}]`));
+    for (const resource of asArray(statement.Resource)) {
+      const flat = flatten(resource);
+      if (flat.includes('*')) findings.add(`Resource::${flat}`);
     }
+  }
+  if (findings.size > 0) {
+    acknowledge(node, reason, ...[...findings].map((f) => `AwsSolutions-IAM5[${f}]`));
   }
 }
 
