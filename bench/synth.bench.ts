@@ -1,13 +1,15 @@
 /**
  * Synth-time benchmark: builds and synthesizes stacks in a fresh App per run
- * and prints median and spread. Run: `npx projen bench` (RUNS=n to change).
+ * and prints median and spread, side by side. Run: `npx projen bench`
+ * (RUNS=n to change the number of runs).
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
+import { HandWrittenGatewayStack } from './handwritten-gateway';
 import { measure, printTable } from './stats';
-import { buildingBlocksDefault, buildingBlocksFull } from '../test/fixtures/stacks';
+import { buildingBlocksDefault, buildingBlocksFull, fargateGatewayDefault } from '../test/fixtures/stacks';
 
 const runs = Number(process.env.RUNS ?? 15);
 const outRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'hermes-bench-'));
@@ -21,8 +23,16 @@ function synth(build: (app: App) => void): () => void {
 }
 
 console.log(`Synth time, ${runs} runs after 2 warm-up runs, Node ${process.version}, ${os.cpus().length} CPUs\n`);
-printTable([
+const rows = [
   measure('building blocks, defaults', runs, 2, synth((app) => buildingBlocksDefault(app))),
   measure('building blocks, every prop', runs, 2, synth((app) => buildingBlocksFull(app))),
-]);
+  measure('HermesFargateGateway, defaults', runs, 2, synth((app) => fargateGatewayDefault(app))),
+  measure('hand-written stack, same resources', runs, 2, synth((app) => new HandWrittenGatewayStack(app, 'HandWritten', {
+    env: { account: '111111111111', region: 'us-east-1' },
+  }))),
+];
+printTable(rows);
+const ours = rows[2].medianMs;
+const baseline = rows[3].medianMs;
+console.log(`\nHermesFargateGateway vs hand-written: ${(ours / baseline).toFixed(2)}x the median synth time (${(ours - baseline).toFixed(1)} ms more)`);
 fs.rmSync(outRoot, { recursive: true, force: true });

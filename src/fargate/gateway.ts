@@ -286,6 +286,9 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     validateProps(props);
 
     const key = props.encryptionKey ?? AgentEncryptionKey.of(this);
+    // The key encrypts the gateway's log groups, which CloudWatch Logs can only create
+    // when the key policy lets it use the key (already true of the shared key).
+    if (props.encryptionKey) AgentEncryptionKey.allowLogGroups(props.encryptionKey);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const architecture = props.cpuArchitecture ?? ecs.CpuArchitecture.ARM64;
     this.gatewayId = this.node.path;
@@ -310,7 +313,8 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     });
     this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
       vpc: this.vpc,
-      vpcSubnets: subnets,
+      // EFS allows one mount target per AZ; the task's subnets may hold several per AZ.
+      vpcSubnets: { ...subnets, onePerAz: true },
       securityGroup: fsSecurityGroup,
       encrypted: true,
       kmsKey: key,
@@ -421,6 +425,8 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
         HERMES_AWS_KNOWLEDGE_SYNC_SECONDS: String((props.knowledgeSyncInterval ?? Duration.minutes(15)).toSeconds()),
         HERMES_AWS_PLATFORMS: platforms.join(','),
         HERMES_AWS_PLATFORM_GRACE_SECONDS: String((props.platformDownGracePeriod ?? Duration.minutes(5)).toSeconds()),
+        // Logged as `gateway` on every probe and sync line: the Gateway dimension of the log metrics.
+        HERMES_AWS_GATEWAY_ID: this.gatewayId,
         API_SERVER_ENABLED: 'true',
         API_SERVER_HOST: '127.0.0.1',
         API_SERVER_PORT: String(API_SERVER_PORT),
@@ -549,7 +555,12 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     });
   }
 
-  /** The runtime logs one JSON line per probe and per sync; count the failures. */
+  /**
+   * The runtime logs one JSON line per probe and per sync, with `gateway` set
+   * to HERMES_AWS_GATEWAY_ID; count the failures per gateway. A metric filter
+   * cannot publish a constant dimension (only log fields), and a dimensioned
+   * filter cannot have a default value.
+   */
   private addLogMetrics(): void {
     const filters: Array<[string, string]> = [
       ['UnhealthyProbes', '{ ($.event = "health") && ($.healthy IS FALSE) }'],
@@ -562,8 +573,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
         metricNamespace: METRIC_NAMESPACE,
         metricName,
         metricValue: '1',
-        defaultValue: 0,
-        dimensions: undefined,
+        dimensions: { Gateway: '$.gateway' },
       });
     }
   }
@@ -600,6 +610,8 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       ? ec2.NatProvider.instanceV2({
         instanceType: egress.instanceType!,
         defaultAllowedTraffic: ec2.NatTrafficDirection.OUTBOUND_ONLY,
+        // The public subnets do not map public IPs on launch; without one the instance cannot NAT.
+        associatePublicIpAddress: true,
       })
       : undefined;
     const vpc = new ec2.Vpc(this, 'Vpc', {
@@ -621,7 +633,12 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       })),
       trafficType: ec2.FlowLogTrafficType.REJECT,
     });
-    if (natInstance) hardenNatInstances(natInstance);
+    if (natInstance) {
+      // OUTBOUND_ONLY leaves the NAT security group without inbound rules, which would drop
+      // the forwarded traffic; the gateway task only sends HTTPS out.
+      natInstance.connections.allowFrom(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(443), 'HTTPS from the VPC to forward');
+      hardenNatInstances(natInstance);
+    }
     acknowledge(vpc,
       'Public subnets exist only to hold the NAT that gives the private subnets outbound internet access (Slack, model endpoints); nothing else is placed in them.',
       'NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW', 'HIPAA.Security-VPCNoUnrestrictedRouteToIGW');
@@ -659,8 +676,11 @@ function validateProps(props: HermesFargateGatewayProps): void {
   }
   if (!Token.isUnresolved(cpu) && !Token.isUnresolved(memory) && !FARGATE_SIZES[cpu].includes(memory)) {
     const sizes = FARGATE_SIZES[cpu];
+    const step = sizes[1] - sizes[0];
+    const evenSteps = sizes.every((size, i) => i === 0 || size - sizes[i - 1] === step);
+    const allowed = evenSteps ? `${sizes[0]}-${sizes[sizes.length - 1]} in steps of ${step}` : sizes.join(', ');
     throw new PropError('HermesFargateGatewayProps.memoryLimitMiB',
-      `must be a size Fargate allows with ${cpu} CPU units: ${sizes[0]}-${sizes[sizes.length - 1]} in steps of ${sizes.length > 1 ? sizes[1] - sizes[0] : sizes[0]} (got ${memory})`);
+      `must be a size Fargate allows with ${cpu} CPU units: ${allowed} (got ${memory})`);
   }
   if (props.vpc && props.egress) {
     throw new PropError('HermesFargateGatewayProps.egress', 'only applies to a VPC the construct creates; remove it or remove `vpc`');

@@ -1,0 +1,53 @@
+"""One-line JSON events on stdout, for CloudWatch Logs metric filters.
+
+The constructs count lines such as ``{"event": "health", "healthy": false, ...}``
+and ``{"event": "knowledge_sync", "ok": false, ...}`` in the container's log
+stream. Such a line must be exactly one JSON object on one line, so every
+event is serialised without newlines (``json.dumps`` escapes them) and written
+with a single ``write(2)`` on file descriptor 1: lines of the gateway process
+and of the monitor process share that pipe, and pipe writes of up to
+``PIPE_BUF`` (4096) bytes are never interleaved. Free text is capped to keep
+every line well under that size.
+
+Standard library only: the container health check imports this on every probe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+MAX_TEXT = 400  # characters kept of any free-text field
+
+
+def short(text: object, limit: int = MAX_TEXT) -> str:
+    """``text`` as one line of at most ``limit`` characters."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def format_event(event: str, fields: dict[str, Any]) -> str:
+    record: dict[str, Any] = {"event": event}
+    record.update(fields)
+    record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
+
+
+def emit(event: str, /, out: TextIO | None = None, **fields: Any) -> dict[str, Any]:
+    """Write ``{"event": event, **fields, "time": ...}`` as one line; return the record.
+
+    ``out`` is for tests and callers that print elsewhere; by default the line
+    goes to file descriptor 1 in a single write.
+    """
+    line = format_event(event, fields)
+    if out is not None:
+        out.write(line)
+        out.flush()
+    else:
+        data = line.encode("ascii")
+        while data:
+            written = os.write(1, data)
+            data = data[written:]
+    return json.loads(line)
