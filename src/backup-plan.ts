@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct, IConstruct } from 'constructs';
 import { AgentEncryptionKey } from './encryption-key';
 import { acknowledge } from './private/acknowledge';
@@ -14,14 +15,19 @@ export class AgentBackupPlan {
   /** The construct id of the shared plan, directly under the stack. */
   public static readonly ID = 'HermesAgentBackupPlan';
 
-  /** Returns the stack's shared plan, creating it (and its vault) on first use. */
-  public static of(scope: IConstruct): backup.BackupPlan {
+  /**
+   * Returns the stack's shared plan, creating it (and its vault) on first use.
+   *
+   * @param encryptionKey key of the vault when the plan is created
+   *   (default: the stack's shared AgentEncryptionKey)
+   */
+  public static of(scope: IConstruct, encryptionKey?: kms.IKey): backup.BackupPlan {
     const stack = Stack.of(scope);
     const existing = stack.node.tryFindChild(AgentBackupPlan.ID);
     if (existing) return existing as backup.BackupPlan;
 
     const vault = new backup.BackupVault(stack as Construct, 'HermesAgentBackupVault', {
-      encryptionKey: AgentEncryptionKey.of(stack),
+      encryptionKey: encryptionKey ?? AgentEncryptionKey.of(stack),
       removalPolicy: RemovalPolicy.RETAIN,
     });
     return new backup.BackupPlan(stack as Construct, AgentBackupPlan.ID, {
@@ -40,9 +46,11 @@ export class AgentBackupPlan {
    * Adds `resource` to the stack's shared plan. The selection (and its role,
    * which uses the AWS-maintained backup and restore service-role policies)
    * is created under the plan with an id derived from `scope`.
+   *
+   * @param encryptionKey key of the vault if this call creates the plan
    */
-  public static protect(scope: IConstruct, id: string, resource: backup.BackupResource): backup.BackupSelection {
-    const selection = AgentBackupPlan.of(scope).addSelection(`${scope.node.addr}${id}`, {
+  public static protect(scope: IConstruct, id: string, resource: backup.BackupResource, encryptionKey?: kms.IKey): backup.BackupSelection {
+    const selection = AgentBackupPlan.of(scope, encryptionKey).addSelection(`${scope.node.addr}${id}`, {
       resources: [resource],
       allowRestores: true,
     });

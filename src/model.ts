@@ -104,7 +104,11 @@ export abstract class AgentModel {
   /** The Hermes provider name (`bedrock` or `custom`). */
   public abstract readonly provider: string;
 
-  /** Grants what calling the model needs (IAM for Bedrock, reading the API key otherwise). */
+  /**
+   * Grants the AWS permissions calling the model needs: Bedrock invoke (and
+   * guardrail) permissions, or nothing for an OpenAI-compatible endpoint,
+   * whose API key is delivered through `HermesConfig.secretEnvironment`.
+   */
   public abstract grantInvoke(grantee: iam.IGrantable): iam.Grant;
 
   /** @internal */
@@ -198,10 +202,10 @@ class OpenAiCompatibleModel extends AgentModel {
   }
 
   public grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    if (!this.options.apiKey) {
-      return iam.Grant.drop(grantee, 'OpenAI-compatible endpoint without an API key');
-    }
-    return this.options.apiKey.grantRead(grantee);
+    // Calling the endpoint needs no AWS permission. The API key reaches the
+    // agent as an environment variable that the deployment shape resolves
+    // (HermesConfig.secretEnvironment), with its own narrowly scoped grant.
+    return iam.Grant.drop(grantee, 'an OpenAI-compatible endpoint needs no AWS permission');
   }
 
   public _bind(): ModelBinding {

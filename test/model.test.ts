@@ -2,7 +2,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { AgentModel } from '../src';
+import { AgentModel, HermesConfig } from '../src';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
 const INVOKE = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
@@ -133,18 +133,16 @@ describe('AgentModel.bedrock with a guardrail', () => {
 });
 
 describe('AgentModel.openAiCompatible', () => {
-  test('with an API key, grants reading that secret and nothing else', () => {
+  test('with an API key, grants no AWS permission: the key travels as a secret environment variable', () => {
     const stack = newStack();
     const apiKey = secretsmanager.Secret.fromSecretNameV2(stack, 'Key', 'deepseek/api-key');
     const model = AgentModel.openAiCompatible({ baseUrl: 'https://api.deepseek.com/v1', modelName: 'deepseek-chat', apiKey });
     expect(model.provider).toBe('custom');
     expect(model.modelId).toBe('deepseek-chat');
-    const { statements } = grantedStatements(model, stack);
-    expect(statements).toEqual([{
-      Effect: 'Allow',
-      Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-      Resource: arn(':secretsmanager:us-east-1:111111111111:secret:deepseek/api-key-??????'),
-    }]);
+    const { statements, grant } = grantedStatements(model, stack);
+    expect(statements).toEqual([]);
+    expect(grant.success).toBe(false);
+    expect(HermesConfig.render({ model }).secretEnvironment).toEqual({ HERMES_MODEL_API_KEY: apiKey });
   });
 
   test('without an API key, grants nothing', () => {

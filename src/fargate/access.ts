@@ -53,6 +53,14 @@ export class GatewayAccess {
   ) {}
 
   /**
+   * Platforms that have allowed user ids.
+   * @internal
+   */
+  public _platforms(): string[] {
+    return (['slack', 'telegram', 'discord'] as const).filter((p) => (this.users[p] ?? []).length > 0);
+  }
+
+  /**
    * Hermes environment variables for the given platforms.
    * @internal
    */

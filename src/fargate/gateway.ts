@@ -20,8 +20,8 @@ import { KnowledgeBucket } from '../knowledge-bucket';
 import { AgentModel } from '../model';
 import { acknowledge } from '../private/acknowledge';
 import { acknowledgeWildcards } from '../private/iam-wildcards';
-import { ecsSecret } from '../private/secret-access';
 import { RUNTIME_ASSET_DIR, RUNTIME_ASSET_OPTIONS, RuntimeTarget } from '../private/runtime-assets';
+import { ecsSecret } from '../private/secret-access';
 import { PropError, checkInteger } from '../private/validate';
 import { SlackSecrets } from '../secrets';
 import { HermesConfig, HermesSettings } from '../settings';
@@ -140,7 +140,9 @@ export interface HermesFargateGatewayProps {
   readonly interfaceEndpoints?: boolean;
 
   /**
-   * ECS cluster to run in (it must be in `vpc`).
+   * ECS cluster to run in (it must be in `vpc`). The FARGATE and FARGATE_SPOT
+   * capacity providers are added to a `Cluster` construct; an imported
+   * cluster must have them already.
    *
    * @default - a new cluster with Container Insights
    */
@@ -169,7 +171,7 @@ export interface HermesFargateGatewayProps {
 
   /**
    * Run on Fargate Spot (up to 70% cheaper; the task may be interrupted with
-   * two minutes' notice and is then restarted). A cluster you pass must have
+   * two minutes' notice and is then restarted). An imported cluster must have
    * the FARGATE_SPOT capacity provider.
    *
    * @default false
@@ -334,7 +336,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       posixUser: { uid: HERMES_UID, gid: HERMES_UID },
     });
     if (props.backup ?? true) {
-      AgentBackupPlan.protect(this, 'FileSystemBackup', backup.BackupResource.fromEfsFileSystem(this.fileSystem));
+      AgentBackupPlan.protect(this, 'FileSystemBackup', backup.BackupResource.fromEfsFileSystem(this.fileSystem), key);
     } else {
       acknowledge(this.fileSystem, 'Backups were switched off explicitly (HermesFargateGatewayProps.backup = false).',
         'NIST.800.53.R5-EFSInBackupPlan', 'HIPAA.Security-EFSInBackupPlan');
@@ -346,6 +348,8 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
       enableFargateCapacityProviders: true,
     });
+    // The service's capacity provider strategy only works with providers associated with the cluster.
+    if (props.cluster instanceof ecs.Cluster) props.cluster.enableFargateCapacityProviders();
 
     // --- Settings, model, secrets --------------------------------------------
     this.model = props.model ?? AgentModel.bedrock('us.anthropic.claude-sonnet-4-6');
@@ -394,6 +398,12 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     this.fileSystem.grant(this.taskDefinition.taskRole, 'elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite');
 
     const platforms = ['slack', ...(props.telegramBotToken ? ['telegram'] : []), ...(props.discordBotToken ? ['discord'] : [])];
+    for (const platform of props.access._platforms()) {
+      if (!platforms.includes(platform)) {
+        throw new PropError('HermesFargateGatewayProps.access',
+          `allows ${platform} users, but the gateway has no ${platform} bot token (set HermesFargateGatewayProps.${platform}BotToken)`);
+      }
+    }
     const executionRole = this.taskDefinition.obtainExecutionRole();
     const secretSources: { [name: string]: secretsmanager.ISecret } = {
       SLACK_BOT_TOKEN: this.slack.botToken,
@@ -483,7 +493,9 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     this.addLogMetrics();
     this.noTaskRunningAlarm = new cloudwatch.Alarm(this, 'NoTaskRunningAlarm', {
       alarmDescription: `Hermes gateway ${this.node.path} has had no running task for 5 minutes: the agent is not answering.`,
-      metric: this.metricRunningTaskCount({ period: Duration.minutes(1), statistic: 'Minimum' }),
+      // AWS/ECS service metrics exist without Container Insights: no running
+      // task means no CPU samples at all, which counts as breaching.
+      metric: this.service.metricCpuUtilization({ period: Duration.minutes(1), statistic: 'SampleCount' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 5,
@@ -635,8 +647,11 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
     });
     if (natInstance) {
       // OUTBOUND_ONLY leaves the NAT security group without inbound rules, which would drop
-      // the forwarded traffic; the gateway task only sends HTTPS out.
-      natInstance.connections.allowFrom(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(443), 'HTTPS from the VPC to forward');
+      // the forwarded traffic; the gateway task only sends HTTPS out. Literal subnet CIDRs
+      // (not the VPC's CidrBlock attribute) keep the rule checkable at synth time.
+      for (const subnet of vpc.privateSubnets) {
+        natInstance.connections.allowFrom(ec2.Peer.ipv4(subnet.ipv4CidrBlock), ec2.Port.tcp(443), 'HTTPS from a private subnet to forward');
+      }
       hardenNatInstances(natInstance);
     }
     acknowledge(vpc,
@@ -661,10 +676,14 @@ function hardenNatInstances(nat: ec2.NatInstanceProviderV2): void {
     cfn.blockDeviceMappings = [{ deviceName: '/dev/xvda', ebs: { encrypted: true, volumeType: 'gp3', deleteOnTermination: true } }];
     cfn.metadataOptions = { httpTokens: 'required', httpEndpoint: 'enabled' };
     acknowledge(instance,
-      'A NAT instance must sit in a public subnet with a public IP to forward the private subnets\' outbound traffic; it allows no inbound traffic (OUTBOUND_ONLY) and keeps no data.',
+      'A NAT instance must sit in a public subnet with a public IP to forward the private subnets\' outbound traffic; it accepts only HTTPS from the private subnets, to forward, and keeps no data.',
       'NIST.800.53.R5-EC2InstanceNoPublicIp', 'HIPAA.Security-EC2InstanceNoPublicIp',
       'NIST.800.53.R5-EC2EBSInBackupPlan', 'HIPAA.Security-EC2EBSInBackupPlan',
       'HIPAA.Security-EC2InstanceProfileAttached', 'NIST.800.53.R5-EC2InstanceProfileAttached');
+    acknowledge(instance,
+      'The NAT instance is in a public subnet of the VPC through its primary network interface (NetworkInterfaces[0].SubnetId, needed to ' +
+      'associate a public IP at launch); the rule reads only the top-level SubnetId, which CloudFormation forbids alongside NetworkInterfaces.',
+      'NIST.800.53.R5-EC2InstancesInVPC', 'HIPAA.Security-EC2InstancesInVPC');
   }
 }
 
