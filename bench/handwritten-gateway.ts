@@ -49,8 +49,12 @@ export class HandWrittenGatewayStack extends Stack {
     });
     plan.addSelection('Efs', { resources: [backup.BackupResource.fromEfsFileSystem(fileSystem)] });
     const bucket = new s3.Bucket(this, 'Knowledge', {
-      encryption: s3.BucketEncryption.KMS, encryptionKey: key, enforceSSL: true, versioned: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL, removalPolicy: RemovalPolicy.RETAIN,
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: key,
+      enforceSSL: true,
+      versioned: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      removalPolicy: RemovalPolicy.RETAIN,
     });
     const botToken = new secretsmanager.Secret(this, 'BotToken', { encryptionKey: key });
     const appToken = new secretsmanager.Secret(this, 'AppToken', { encryptionKey: key });
@@ -60,12 +64,14 @@ export class HandWrittenGatewayStack extends Stack {
     const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED, enableFargateCapacityProviders: true });
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_MONTH, encryptionKey: key });
     const taskDef = new ecs.FargateTaskDefinition(this, 'TaskDef', {
-      cpu: 512, memoryLimitMiB: 1024,
+      cpu: 512,
+      memoryLimitMiB: 1024,
       runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
       volumes: [{
         name: 'home',
         efsVolumeConfiguration: {
-          fileSystemId: fileSystem.fileSystemId, transitEncryption: 'ENABLED',
+          fileSystemId: fileSystem.fileSystemId,
+          transitEncryption: 'ENABLED',
           authorizationConfig: { accessPointId: accessPoint.accessPointId, iam: 'ENABLED' },
         },
       }],
@@ -90,8 +96,13 @@ export class HandWrittenGatewayStack extends Stack {
     });
     container.addMountPoints({ sourceVolume: 'home', containerPath: '/data/hermes', readOnly: false });
     const service = new ecs.FargateService(this, 'Service', {
-      cluster, taskDefinition: taskDef, desiredCount: 1, minHealthyPercent: 0, maxHealthyPercent: 100,
-      circuitBreaker: { enable: true, rollback: true }, securityGroups: [taskSg],
+      cluster,
+      taskDefinition: taskDef,
+      desiredCount: 1,
+      minHealthyPercent: 0,
+      maxHealthyPercent: 100,
+      circuitBreaker: { enable: true, rollback: true },
+      securityGroups: [taskSg],
     });
     for (const name of ['UnhealthyProbes', 'KnowledgeSyncFailures']) {
       new logs.MetricFilter(this, `${name}Filter`, {
@@ -100,7 +111,9 @@ export class HandWrittenGatewayStack extends Stack {
     }
     new cloudwatch.Alarm(this, 'NoTask', {
       metric: new cloudwatch.Metric({ namespace: 'ECS/ContainerInsights', metricName: 'RunningTaskCount', dimensionsMap: { ServiceName: service.serviceName } }),
-      threshold: 1, evaluationPeriods: 5, comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      threshold: 1,
+      evaluationPeriods: 5,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
     });
     new cloudwatch.Alarm(this, 'Unhealthy', {
       metric: new cloudwatch.Metric({ namespace: 'Bench', metricName: 'UnhealthyProbes' }), threshold: 1, evaluationPeriods: 5,
