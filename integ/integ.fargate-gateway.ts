@@ -6,8 +6,9 @@
  *
  * `npx projen test:integ` checks the committed snapshot without AWS
  * credentials; deploy with `npx integ-runner --directory integ --update-on-failed`.
- * The Slack tokens are placeholders: the task starts, refuses to connect with
- * a clear log line and is replaced, so store real tokens first (see README).
+ * The Slack tokens are placeholders: the task starts, logs which secret to
+ * set and waits without connecting (it does not crash-loop), so the running
+ * count holds; store real tokens to see it answer in Slack.
  */
 import { ExpectedResult, IntegTest } from '@aws-cdk/integ-tests-alpha';
 import { App, Duration, Stack } from 'aws-cdk-lib';

@@ -438,6 +438,9 @@ export class HermesConfig {
         redact_secrets: s.redactSecrets ?? true,
         // Images are immutable: a missing extra must fail the build, not pip-install at run time.
         allow_lazy_installs: false,
+        // Tirith (command scanning) downloads its newest binary from GitHub at start;
+        // an unpinned download at run time has no place in an immutable deployment.
+        tirith_enabled: false,
       },
       approvals: compact({
         mode: s.approvals?.mode?.value,

@@ -8,6 +8,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as cxapi from 'aws-cdk-lib/cx-api';
 import { IConstruct } from 'constructs';
 import {
   AgentEncryptionKey, AgentModel, GatewayAccess, GatewayEgress, HermesFargateGateway, HermesFargateGatewayProps,
@@ -1165,5 +1166,35 @@ describe('HermesFargateGateway validation', () => {
     const stack = newStack();
     const vpc = new ec2.Vpc(stack, 'Vpc');
     expect(() => new HermesFargateGateway(stack, 'G', { access, vpc, interfaceEndpoints: false })).not.toThrow();
+  });
+});
+
+describe('HermesFargateGateway caCertificatePem', () => {
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----\n';
+
+  test('is passed to the image build as EXTRA_CA_CERT_PEM and changes the image', () => {
+    const build = (pem?: string) => {
+      const stack = new Stack(new App(), 'Ca', { env: { account: '111111111111', region: 'us-east-1' } });
+      const g = new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: pem });
+      return (g.taskDefinition.defaultContainer!.imageName as string);
+    };
+    const withCa = build(PEM);
+    const without = build();
+    expect(withCa).not.toEqual(without);
+    const assembly = new App();
+    const stack = new Stack(assembly, 'CaArgs', { env: { account: '111111111111', region: 'us-east-1' } });
+    new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: PEM });
+    const manifest = assembly.synth().artifacts.find((a) => a instanceof cxapi.AssetManifestArtifact) as cxapi.AssetManifestArtifact;
+    const images = Object.values(manifest.contents.dockerImages ?? {});
+    expect(images).toHaveLength(1);
+    expect(images[0].source.dockerBuildArgs).toEqual({ EXTRA_CA_CERT_PEM: PEM.trim() });
+    expect(images[0].source.dockerBuildTarget).toBe('gateway');
+    expect(images[0].source.platform).toBe('linux/arm64');
+  });
+
+  test('must look like PEM certificates', () => {
+    const stack = new Stack(new App(), 'BadCa', { env: { account: '111111111111', region: 'us-east-1' } });
+    expect(() => new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: 'not a cert' }))
+      .toThrow('HermesFargateGatewayProps.caCertificatePem must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
   });
 });

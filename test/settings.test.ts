@@ -33,7 +33,7 @@ describe('HermesConfig.render defaults', () => {
     expect(config.config).toEqual({
       model: { provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6' },
       bedrock: { discovery: { enabled: false } },
-      security: { redact_secrets: true, allow_lazy_installs: false },
+      security: { redact_secrets: true, allow_lazy_installs: false, tirith_enabled: false },
     });
     expect(config.soul).toBeUndefined();
     expect(config.projectContext).toBeUndefined();
@@ -56,7 +56,7 @@ describe('HermesConfig.render defaults', () => {
   });
 
   test('redactSecrets can be turned off explicitly', () => {
-    expect(render({ redactSecrets: false }).config.security).toEqual({ redact_secrets: false, allow_lazy_installs: false });
+    expect(render({ redactSecrets: false }).config.security).toEqual({ redact_secrets: false, allow_lazy_installs: false, tirith_enabled: false });
   });
 
   test('the settings environment variable name is stable', () => {
@@ -120,7 +120,7 @@ describe('HermesConfig.render fully featured', () => {
   test('memory, compression, security and approvals sections', () => {
     expect(config.config.memory).toEqual({ memory_enabled: true, user_profile_enabled: false, memory_char_limit: 5000, user_char_limit: 100_000 });
     expect(config.config.compression).toEqual({ enabled: true, threshold: 0.7, target_ratio: 0.3, protect_last_n: 0 });
-    expect(config.config.security).toEqual({ redact_secrets: true, allow_lazy_installs: false });
+    expect(config.config.security).toEqual({ redact_secrets: true, allow_lazy_installs: false, tirith_enabled: false });
     expect(config.config.approvals).toEqual({ mode: 'manual', cron_mode: 'approve', timeout: 120, deny: ['git push --force*', 'rm -rf /*'] });
   });
 

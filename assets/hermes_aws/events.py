@@ -9,6 +9,10 @@ and of the monitor process share that pipe, and pipe writes of up to
 ``PIPE_BUF`` (4096) bytes are never interleaved. Free text is capped to keep
 every line well under that size.
 
+Every line carries ``"gateway": $HERMES_AWS_GATEWAY_ID`` when that is set: the
+construct's metric filters publish it as the ``Gateway`` dimension, and a line
+without the field is not counted.
+
 Standard library only: the container health check imports this on every probe.
 """
 
@@ -20,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 MAX_TEXT = 400  # characters kept of any free-text field
+GATEWAY_ID_ENV = "HERMES_AWS_GATEWAY_ID"
 
 
 def short(text: object, limit: int = MAX_TEXT) -> str:
@@ -30,13 +35,16 @@ def short(text: object, limit: int = MAX_TEXT) -> str:
 
 def format_event(event: str, fields: dict[str, Any]) -> str:
     record: dict[str, Any] = {"event": event}
+    gateway_id = os.environ.get(GATEWAY_ID_ENV)
+    if gateway_id:
+        record["gateway"] = gateway_id
     record.update(fields)
     record["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
 
 
 def emit(event: str, /, out: TextIO | None = None, **fields: Any) -> dict[str, Any]:
-    """Write ``{"event": event, **fields, "time": ...}`` as one line; return the record.
+    """Write ``{"event": event, "gateway": ..., **fields, "time": ...}`` as one line; return the record.
 
     ``out`` is for tests and callers that print elsewhere; by default the line
     goes to file descriptor 1 in a single write.

@@ -33,15 +33,20 @@ Steps, in order (each a function so the tests can run them one by one):
    a platform the new gateway never starts would otherwise keep reporting the
    old task's ``connected`` to the health check forever; and an old PID record
    that matches the new process could make Hermes refuse to start.
-5. **Knowledge sync**, once (:func:`hermes_aws.knowledge_sync.sync_once`):
-   failures are logged (``knowledge_sync`` line, ``ok: false``), never fatal.
+5. **Knowledge sync**, once (:func:`initial_sync`): failures are logged
+   (``knowledge_sync`` line, ``ok: false``), never fatal. It may spend at most
+   120 s downloading (a first sync of a large bucket would otherwise keep the
+   API server down past the health check's 180 s start period, and ECS would
+   replace the task before it ever finished); the rest is deferred to the
+   monitor, which then syncs at once.
 6. **Monitor** (:func:`start_monitor`): ``python -m hermes_aws.gateway_monitor``,
    detached by a double fork (see that module); if it cannot start, that is
    logged and the gateway starts anyway.
 7. **Exec** (:func:`exec_hermes`): ``hermes gateway run --no-supervise`` replaces
    this process (same PID), so ECS's SIGTERM (forwarded by tini) reaches Hermes
    directly. Hermes then drains for ``agent.restart_drain_timeout`` and, for a
-   signal it did not plan, exits with code 1.
+   signal it did not plan, exits with code 1 (0 when the signal lands while its
+   startup is still finishing).
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ PLATFORM_TOKENS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_ENV = ("API_SERVER_KEY",)
 WAIT_LOG_INTERVAL = 60.0
+# Seconds the first sync may spend downloading before Hermes starts: the container
+# health check's start period is 180 s and Hermes needs some of it to boot.
+INITIAL_SYNC_BUDGET = 120.0
 _PLATFORM_NAME = re.compile(r"^[a-z0-9_]+$")
 # Files Hermes writes about the running gateway (gateway/status.py).
 RUNTIME_STATUS_FILES = ("gateway_state.json", "gateway.pid")
@@ -130,6 +138,8 @@ def load_configuration(environ: Mapping[str, str]) -> GatewayConfig:
         raise ConfigError(str(exc)) from exc
     except OSError as exc:
         raise ConfigError(f"cannot write HERMES_HOME {home}: {exc}") from exc
+    except Exception as exc:  # e.g. botocore errors reading HERMES_AWS_SETTINGS_S3
+        raise ConfigError(f"cannot load the settings: {type(exc).__name__}: {exc}") from exc
     return GatewayConfig(home=prepared.home, prepared=prepared, settings=settings, platforms=platforms)
 
 
@@ -165,7 +175,9 @@ def reset_stale_runtime_status(home: Path) -> list[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                logger.warning("%s is held by a live process: another gateway uses this HERMES_HOME", lock)
+                logger.warning(
+                    "%s is locked: another gateway uses this HERMES_HOME, or the NFS lock of a task "
+                    "that just died has not expired yet (Hermes will refuse to start; ECS retries)", lock)
             else:
                 logger.warning("cannot check %s (%s); leaving Hermes's runtime status files alone", lock, exc)
             return []
@@ -184,21 +196,31 @@ def reset_stale_runtime_status(home: Path) -> list[Path]:
     return removed
 
 
-def initial_sync(environ: Mapping[str, str], home: Path, sync: Callable[..., Any] | None = None) -> Any:
-    """Step 5: one knowledge sync; never raises."""
+def initial_sync(environ: Mapping[str, str], home: Path, sync: Callable[..., Any] | None = None) -> bool:
+    """Step 5: one knowledge sync within :data:`INITIAL_SYNC_BUDGET`; never raises.
+
+    Returns True when downloads were deferred (budget spent), so that the
+    monitor syncs again at once instead of after a full interval.
+    """
     bucket = (environ.get(knowledge_sync.BUCKET_ENV) or "").strip()
     if not bucket:
         logger.info("no knowledge bucket configured (%s is not set); skipping the sync", knowledge_sync.BUCKET_ENV)
-        return None
+        return False
     sync = sync or knowledge_sync.sync_once
     try:
-        return sync(bucket, home)
+        result = sync(bucket, home, budget=INITIAL_SYNC_BUDGET)
     except Exception:  # sync_once does not raise; a replacement might
         logger.exception("knowledge sync failed; starting the gateway anyway")
-        return None
+        return False
+    deferred = getattr(result, "deferred", 0)
+    if deferred:
+        logger.info("%d download(s) deferred to the monitor's first sync, which starts now", deferred)
+    return bool(deferred)
 
 
-def start_monitor(gateway_pid: int, environ: Mapping[str, str], argv: list[str] | None = None) -> None:
+def start_monitor(
+    gateway_pid: int, environ: Mapping[str, str], sync_now: bool = False, argv: list[str] | None = None
+) -> None:
     """Step 6: start the monitor detached (double fork). Raises if it could not be started.
 
     The intermediate child calls ``setsid()`` and spawns the monitor, then exits
@@ -210,6 +232,8 @@ def start_monitor(gateway_pid: int, environ: Mapping[str, str], argv: list[str] 
         start = process_start_time(gateway_pid)
         if start is not None:
             argv += ["--gateway-start-time", str(start)]
+        if sync_now:
+            argv.append("--sync-now")
     env = dict(environ)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -273,7 +297,7 @@ def main(
     *,
     environ: Mapping[str, str] | None = None,
     sync: Callable[..., Any] | None = None,
-    monitor: Callable[[int, Mapping[str, str]], None] = start_monitor,
+    monitor: Callable[[int, Mapping[str, str], bool], None] = start_monitor,
     execute: Callable[[Mapping[str, str]], Any] = exec_hermes,
     wait: Callable[[list[str]], int] = wait_for_secrets,
     chdir: Callable[[Path], None] = os.chdir,
@@ -299,9 +323,9 @@ def main(
     logger.info("HERMES_HOME %s ready; TERMINAL_CWD=%s; platforms: %s",
                 config.home, env["TERMINAL_CWD"], ", ".join(config.platforms) or "none")
     reset_stale_runtime_status(config.home)
-    initial_sync(env, config.home, sync)
+    sync_now = initial_sync(env, config.home, sync)
     try:
-        monitor(os.getpid(), env)
+        monitor(os.getpid(), env, sync_now)
     except Exception as exc:
         logger.error("no background monitor (knowledge sync loop, logged health probes): %s", exc)
     try:

@@ -13,7 +13,8 @@ process (tini) and reaps it. It lives exactly as long as the gateway:
 What it does meanwhile:
 
 * every ``HERMES_AWS_KNOWLEDGE_SYNC_SECONDS`` (default 900) one knowledge sync
-  (the entrypoint already did the first one), in a thread so that a slow sync
+  (the entrypoint already did the first one; with ``--sync-now``, because that
+  one ran out of time, the first is immediate), in a thread so that a slow sync
   does not delay the probes; no bucket, no sync;
 * every 60 s one health probe, logged as ``{"event": "health", ...}``. Like the
   ECS health check's start period (180 s), unhealthy results are not logged
@@ -93,6 +94,7 @@ class Monitor:
         watch_interval: float = WATCH_INTERVAL,
         probe: Callable[[], health.HealthResult] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sync_now: bool = False,
     ) -> None:
         self.gateway_pid = gateway_pid
         self.gateway_start_time = gateway_start_time
@@ -102,6 +104,7 @@ class Monitor:
         self.watch_interval = watch_interval
         self.probe = probe or (lambda: health.probe(self.env))
         self.clock = clock
+        self.sync_now = sync_now
         self.stop = threading.Event()
         self.started = clock()
         self.seen_healthy = False
@@ -119,7 +122,7 @@ class Monitor:
         thread = threading.Thread(
             target=knowledge_sync.run_loop,
             args=(lambda: knowledge_sync.sync_once(bucket, Path(home)), interval),
-            kwargs={"initial_delay": interval, "stop": self.stop},
+            kwargs={"initial_delay": 0 if self.sync_now else interval, "stop": self.stop},
             name="knowledge-sync", daemon=True,
         )
         thread.start()
@@ -163,13 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-interval", type=float, default=HEALTH_INTERVAL)
     parser.add_argument("--start-period", type=float, default=START_PERIOD)
     parser.add_argument("--watch-interval", type=float, default=WATCH_INTERVAL)
+    parser.add_argument("--sync-now", action="store_true", help="first sync at once (the entrypoint's was cut short)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
     monitor = Monitor(
         gateway_pid=args.gateway_pid, gateway_start_time=args.gateway_start_time,
         environ=os.environ, health_interval=args.health_interval,
-        start_period=args.start_period, watch_interval=args.watch_interval,
+        start_period=args.start_period, watch_interval=args.watch_interval, sync_now=args.sync_now,
     )
     signal.signal(signal.SIGTERM, lambda *_: monitor.stop.set())
     monitor.run()

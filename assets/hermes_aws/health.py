@@ -212,7 +212,7 @@ def evaluate(
         readiness=readiness,
     )
     if tolerated:
-        result.reason += " (" + "; ".join(tolerated) + ")"
+        result.reason += "; within grace: " + "; ".join(tolerated)
     result.reason = short(result.reason)
     return result
 

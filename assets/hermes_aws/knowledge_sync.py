@@ -21,7 +21,7 @@ Rules (seed 000 used ``aws s3 sync ... || true``, which failed silently):
   the copy refuses to write through them).
 * Every :func:`sync_once` logs exactly one JSON line
   ``{"event": "knowledge_sync", "ok": ..., "downloaded": ..., "deleted": ...,
-  "unchanged": ..., "errors": ..., "refused": ..., "error": ...}``; ``ok`` is
+  "unchanged": ..., "errors": ..., "refused": ..., "deferred": ..., "error": ...}``; ``ok`` is
   false when anything could not be mirrored (bucket missing, AccessDenied,
   network, a refused key). It never raises, and the loop never stops.
 
@@ -62,6 +62,7 @@ STATE_DIR = ".hermes-aws"  # under HERMES_HOME: the sync manifests
 TMP_PREFIX = ".hermes-sync-"
 TMP_SUFFIX = ".tmp"
 MANIFEST_VERSION = 1
+LIST_PAGE_SIZE = 1000  # ListObjectsV2 maximum
 LOCK_TIMEOUT = 300.0  # seconds to wait for another sync in the same HERMES_HOME
 _CHUNK = 1 << 20
 
@@ -90,6 +91,7 @@ class SyncResult:
     unchanged: int = 0
     errors: int = 0
     refused: int = 0
+    deferred: int = 0  # left for the next sync because the time budget ran out
     messages: list[str] = field(default_factory=list)
 
     @property
@@ -114,7 +116,7 @@ class SyncResult:
         return {
             "ok": self.ok, "downloaded": self.downloaded, "deleted": self.deleted,
             "unchanged": self.unchanged, "errors": self.errors, "refused": self.refused,
-            "error": error,
+            "deferred": self.deferred, "error": error,
         }
 
 
@@ -126,8 +128,13 @@ def default_targets(home: Path) -> list[Target]:
     ]
 
 
-def make_client(**config: Any) -> Any:
-    """An S3 client with bounded timeouts and retries (endpoint and credentials from the environment)."""
+def make_client(*, endpoint_url: str | None = None, **config: Any) -> Any:
+    """An S3 client with bounded timeouts and retries.
+
+    Region, credentials and endpoint come from the environment (task role,
+    ``AWS_ENDPOINT_URL``) unless ``endpoint_url`` is given; ``config`` overrides
+    botocore ``Config`` options.
+    """
     import boto3
     from botocore.config import Config
 
@@ -136,7 +143,7 @@ def make_client(**config: Any) -> Any:
         "retries": {"max_attempts": 3, "mode": "standard"},
     }
     options.update(config)
-    return boto3.client("s3", config=Config(**options))
+    return boto3.client("s3", endpoint_url=endpoint_url, config=Config(**options))
 
 
 # --------------------------------------------------------------------------- one sync
@@ -149,9 +156,17 @@ def sync_once(
     s3: Any = None,
     targets: list[Target] | None = None,
     out: TextIO | None = None,
+    budget: float | None = None,
 ) -> SyncResult:
-    """Sync every target once, log one ``knowledge_sync`` JSON line, never raise."""
+    """Sync every target once, log one ``knowledge_sync`` JSON line, never raise.
+
+    With a ``budget`` (seconds), no new download starts after it is spent: the
+    rest is counted as ``deferred`` (not a failure) for the next sync. The
+    gateway uses this so a large first sync cannot hold Hermes back past the
+    container health check's start period.
+    """
     started = time.monotonic()
+    deadline = None if budget is None else started + budget
     result = SyncResult()
     home = Path(home)
     try:
@@ -161,7 +176,7 @@ def sync_once(
             for target in targets if targets is not None else default_targets(home):
                 manifest = home / STATE_DIR / f"sync-{target.name}.json"
                 try:
-                    sync_target(s3, bucket, target, manifest, result)
+                    sync_target(s3, bucket, target, manifest, result, deadline=deadline)
                 except Exception as exc:  # one prefix failing must not stop the other
                     result.fail(f"s3://{bucket}/{target.prefix}: {describe_error(exc)}")
     except Exception as exc:
@@ -173,7 +188,10 @@ def sync_once(
     return result
 
 
-def sync_target(s3: Any, bucket: str, target: Target, manifest_path: Path, result: SyncResult) -> None:
+def sync_target(
+    s3: Any, bucket: str, target: Target, manifest_path: Path, result: SyncResult,
+    *, deadline: float | None = None,
+) -> None:
     """Bring ``target.dest`` in line with ``s3://bucket/target.prefix``."""
     try:
         objects = list(list_objects(s3, bucket, target.prefix))
@@ -207,6 +225,11 @@ def sync_target(s3: Any, bucket: str, target: Target, manifest_path: Path, resul
             new[rel] = entry
             result.unchanged += 1
             continue
+        if deadline is not None and time.monotonic() >= deadline:
+            result.deferred += 1
+            if entry is not None and (dest / rel).exists():
+                new[rel] = entry  # the old version stays until the next sync
+            continue
         try:
             new[rel] = download(s3, bucket, key, dest, rel, replace_links=target.mirror)
             result.downloaded += 1
@@ -221,7 +244,7 @@ def sync_target(s3: Any, bucket: str, target: Target, manifest_path: Path, resul
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE}):
         yield from page.get("Contents", [])
 
 

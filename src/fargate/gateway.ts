@@ -222,6 +222,14 @@ export interface HermesFargateGatewayProps {
   readonly removalPolicy?: RemovalPolicy;
 
   /**
+   * Extra CA certificate (PEM) trusted by the image build (pip) and at run
+   * time (Python, Node.js, AWS SDK), for networks behind a TLS-inspecting proxy.
+   *
+   * @default - the public CAs of the base image only
+   */
+  readonly caCertificatePem?: string;
+
+  /**
    * Back the file system up daily with the stack's shared AWS Backup plan.
    *
    * @default true
@@ -422,6 +430,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       image: ecs.ContainerImage.fromAsset(RUNTIME_ASSET_DIR, {
         ...RUNTIME_ASSET_OPTIONS,
         target: RuntimeTarget.GATEWAY,
+        buildArgs: props.caCertificatePem ? { EXTRA_CA_CERT_PEM: props.caCertificatePem.trim() } : undefined,
         platform: architecture === ecs.CpuArchitecture.X86_64 ? ecrAssets.Platform.LINUX_AMD64 : ecrAssets.Platform.LINUX_ARM64,
       }),
       essential: true,
@@ -709,6 +718,9 @@ function validateProps(props: HermesFargateGatewayProps): void {
   }
   if (props.cluster && !props.vpc) {
     throw new PropError('HermesFargateGatewayProps.cluster', 'requires `vpc` too (the cluster\'s VPC), so the task and its file system share one network');
+  }
+  if (props.caCertificatePem !== undefined && !/^-----BEGIN CERTIFICATE-----\s[\s\S]+\s-----END CERTIFICATE-----$/.test(props.caCertificatePem.trim())) {
+    throw new PropError('HermesFargateGatewayProps.caCertificatePem', 'must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
   }
   checkSeconds('HermesFargateGatewayProps.knowledgeSyncInterval', props.knowledgeSyncInterval, 60, 86_400);
   checkSeconds('HermesFargateGatewayProps.platformDownGracePeriod', props.platformDownGracePeriod, 60, 3_600);

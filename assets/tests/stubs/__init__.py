@@ -1,1 +1,1 @@
-"""Loopback stub servers used by the tests (model endpoint; later Telegram/Slack)."""
+"""Loopback stub servers used by the tests (model endpoint, Hermes API server health; later Telegram/Slack)."""
