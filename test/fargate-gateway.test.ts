@@ -1173,13 +1173,13 @@ describe('HermesFargateGateway caCertificatePem', () => {
   const PEM = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----\n';
 
   test('is passed to the image build as EXTRA_CA_CERT_PEM and changes the image', () => {
-    const build = (pem?: string) => {
+    const imageOf = (pem?: string) => {
       const stack = new Stack(new App(), 'Ca', { env: { account: '111111111111', region: 'us-east-1' } });
       const g = new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: pem });
       return (g.taskDefinition.defaultContainer!.imageName as string);
     };
-    const withCa = build(PEM);
-    const without = build();
+    const withCa = imageOf(PEM);
+    const without = imageOf();
     expect(withCa).not.toEqual(without);
     const assembly = new App();
     const stack = new Stack(assembly, 'CaArgs', { env: { account: '111111111111', region: 'us-east-1' } });
