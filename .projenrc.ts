@@ -80,7 +80,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 });
 
 project.addPackageIgnore('/examples/');
-for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '.venv/', '__pycache__/']) {
+for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '.venv/', '__pycache__/', '/.bench/', '/.lint-templates/', '/cdk.out/', 'cdk.context.json', '*.egg-info/', '.pytest_cache/']) {
   project.addPackageIgnore(p);
 }
 
