@@ -49,6 +49,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
   pullRequestTemplate: false,
 
   jestOptions: {
+    // jest 30 resolves modules with unrs-resolver (see the resolver note below).
+    jestVersion: '^29',
     // Snapshots are assertions: never rewrite them silently during `test`.
     updateSnapshot: UpdateSnapshot.NEVER,
     passWithNoTests: false,
@@ -83,6 +85,12 @@ project.addPackageIgnore('/examples/');
 for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '.venv/', '__pycache__/', '/.bench/', '/.lint-templates/', '/cdk.out/', 'cdk.context.json', '*.egg-info/', '.pytest_cache/']) {
   project.addPackageIgnore(p);
 }
+
+// eslint-import-resolver-typescript 4.x pulls unrs-resolver, whose per-platform
+// optional binaries the package registry here does not serve, so `npm ci`
+// would reject the lock file. 3.6 resolves with enhanced-resolve instead.
+project.deps.removeDependency('eslint-import-resolver-typescript');
+project.addDevDeps('eslint-import-resolver-typescript@~3.6.3');
 
 const tsNode = 'ts-node --transpile-only --project test/tsconfig.json';
 
