@@ -91,6 +91,8 @@ for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '
 // would reject the lock file. 3.6 resolves with enhanced-resolve instead.
 project.deps.removeDependency('eslint-import-resolver-typescript');
 project.addDevDeps('eslint-import-resolver-typescript@~3.6.3');
+// ts-jest 29.4 requires jest-util as a peer; name it so npm puts it at the top level.
+project.addDevDeps('jest-util@^29');
 
 const tsNode = 'ts-node --transpile-only --project test/tsconfig.json';
 
