@@ -13,12 +13,12 @@
 import { ExpectedResult, IntegTest } from '@aws-cdk/integ-tests-alpha';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { GatewayAccess, GatewayEgress, HermesFargateGateway } from '../src';
+import { AgentAccess, GatewayEgress, HermesFargateGateway } from '../src';
 
 const app = new App();
 const stack = new Stack(app, 'HermesFargateGatewayInteg');
 const gateway = new HermesFargateGateway(stack, 'Gateway', {
-  access: GatewayAccess.allowAll(),
+  access: AgentAccess.allowAll(),
   egress: GatewayEgress.natInstance(),
   logRetention: logs.RetentionDays.ONE_WEEK,
   settings: { soul: 'You are the integration-test agent. Answer in one short sentence.' },

@@ -5,3 +5,4 @@ export * from './model';
 export * from './settings';
 export * from './backup-plan';
 export * from './fargate';
+export * from './access';

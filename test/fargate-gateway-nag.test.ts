@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { expectNagClean } from './nag';
-import { AgentEncryptionKey, AgentModel, GatewayAccess, GatewayEgress, HermesFargateGateway, McpServer } from '../src';
+import { AgentEncryptionKey, AgentModel, AgentAccess, GatewayEgress, HermesFargateGateway, McpServer } from '../src';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
 
@@ -19,7 +19,7 @@ function newStack(id: string): Stack {
 
 test('a default gateway passes all four packs', () => {
   const stack = newStack('Default');
-  new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowUsers({ slack: ['U012ABCDEF'] }) });
+  new HermesFargateGateway(stack, 'Gateway', { access: AgentAccess.allowUsers({ slack: ['U012ABCDEF'] }) });
 
   // the stack really holds what the packs are meant to check
   const template = Template.fromStack(stack);
@@ -41,7 +41,7 @@ test('a fully-featured gateway passes all four packs', () => {
   const alarmTopic = new sns.Topic(stack, 'Alarms', { masterKey: topicKey, enforceSSL: true });
 
   new HermesFargateGateway(stack, 'Gateway', {
-    access: GatewayAccess.allowUsers({ slack: ['U012ABCDEF'], telegram: ['123456789'], discord: ['123456789012345678'] }),
+    access: AgentAccess.allowUsers({ slack: ['U012ABCDEF'], telegram: ['123456789'], discord: ['123456789012345678'] }),
     egress: GatewayEgress.natInstance(),
     interfaceEndpoints: true,
     enableExecuteCommand: true,
@@ -127,7 +127,7 @@ test('a gateway in a passed-in VPC and cluster passes all four packs', () => {
   });
 
   const gateway = new HermesFargateGateway(stack, 'Gateway', {
-    access: GatewayAccess.allowAll(),
+    access: AgentAccess.allowAll(),
     vpc,
     cluster,
   });

@@ -11,7 +11,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import { IConstruct } from 'constructs';
 import {
-  AgentEncryptionKey, AgentModel, GatewayAccess, GatewayEgress, HermesFargateGateway, HermesFargateGatewayProps,
+  AgentEncryptionKey, AgentModel, AgentAccess, GatewayEgress, HermesFargateGateway, HermesFargateGatewayProps,
   KnowledgeBucket, McpServer, SecretPlaceholder, SlackSecrets,
 } from '../src';
 
@@ -40,7 +40,7 @@ interface Built {
 function build(id: string, props: Partial<HermesFargateGatewayProps> = {}, setup?: (stack: Stack) => Partial<HermesFargateGatewayProps>): Built {
   const stack = new Stack(app, id, { env: ENV });
   const gateway = new HermesFargateGateway(stack, 'Gateway', {
-    access: GatewayAccess.allowUsers({ slack: [SLACK_USER] }),
+    access: AgentAccess.allowUsers({ slack: [SLACK_USER] }),
     ...props,
     ...(setup ? setup(stack) : {}),
   });
@@ -149,16 +149,16 @@ function subnetRefs(vpc: ec2.IVpc, selection: ec2.SubnetSelection): any[] {
 
 const defaults = build('Defaults');
 
-const allowAll = build('AllowAll', { access: GatewayAccess.allowAll() });
-const allowAllPlatforms = build('AllowAllPlatforms', { access: GatewayAccess.allowAll() }, (stack) => ({
+const allowAll = build('AllowAll', { access: AgentAccess.allowAll() });
+const allowAllPlatforms = build('AllowAllPlatforms', { access: AgentAccess.allowAll() }, (stack) => ({
   telegramBotToken: secretsmanager.Secret.fromSecretNameV2(stack, 'TelegramBot', 'team/telegram-bot'),
   discordBotToken: secretsmanager.Secret.fromSecretNameV2(stack, 'DiscordBot', 'team/discord-bot'),
 }));
 const slackUsersOnly = build('SlackUsersOnly', {
-  access: GatewayAccess.allowUsers({ slack: [SLACK_USER, 'W0ABCDE12'] }),
+  access: AgentAccess.allowUsers({ slack: [SLACK_USER, 'W0ABCDE12'] }),
 });
 const platforms = build('Platforms', {
-  access: GatewayAccess.allowUsers({ slack: [SLACK_USER], telegram: [TELEGRAM_USER, '42'], discord: [DISCORD_USER] }),
+  access: AgentAccess.allowUsers({ slack: [SLACK_USER], telegram: [TELEGRAM_USER, '42'], discord: [DISCORD_USER] }),
 }, (stack) => ({
   telegramBotToken: secretsmanager.Secret.fromSecretNameV2(stack, 'TelegramBot', 'team/telegram-bot'),
   discordBotToken: secretsmanager.Secret.fromSecretNameV2(stack, 'DiscordBot', 'team/discord-bot'),
@@ -246,13 +246,13 @@ const multiStack = new Stack(app, 'MultiAgent', { env: ENV });
 const multiVpc = userVpc(multiStack);
 const multiCluster = new ecs.Cluster(multiStack, 'Cluster', { vpc: multiVpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
 const ada = new HermesFargateGateway(multiStack, 'Ada', {
-  access: GatewayAccess.allowUsers({ slack: [SLACK_USER] }),
+  access: AgentAccess.allowUsers({ slack: [SLACK_USER] }),
   vpc: multiVpc,
   cluster: multiCluster,
   settings: { soul: 'You are Ada, the on-call helper.' },
 });
 const grace = new HermesFargateGateway(multiStack, 'Grace', {
-  access: GatewayAccess.allowAll(),
+  access: AgentAccess.allowAll(),
   vpc: multiVpc,
   cluster: multiCluster,
   settings: { soul: 'You are Grace, the release manager.' },
@@ -708,7 +708,7 @@ describe('HermesFargateGateway access', () => {
     const env = environment(allowAll.template());
     expect(env.SLACK_ALLOW_ALL_USERS).toBe('true');
     expect(Object.keys(env).filter((n) => /ALLOWED_USERS|ALLOW_ALL_USERS/.test(n))).toEqual(['SLACK_ALLOW_ALL_USERS']);
-    expect(GatewayAccess.allowAll().allowsEveryone).toBe(true);
+    expect(AgentAccess.allowAll().allowsEveryone).toBe(true);
   });
 
   test('allowAll with Telegram and Discord allows everyone on each platform', () => {
@@ -724,7 +724,7 @@ describe('HermesFargateGateway access', () => {
     expect(env.SLACK_ALLOWED_USERS).toBe(`${SLACK_USER},W0ABCDE12`);
     expect(Object.keys(env).filter((n) => /^(TELEGRAM|DISCORD)_/.test(n))).toEqual([]);
     expect(env.HERMES_AWS_PLATFORMS).toBe('slack');
-    expect(GatewayAccess.allowUsers({ slack: [SLACK_USER] }).allowsEveryone).toBe(false);
+    expect(AgentAccess.allowUsers({ slack: [SLACK_USER] }).allowsEveryone).toBe(false);
   });
 
   test.each([
@@ -732,7 +732,7 @@ describe('HermesFargateGateway access', () => {
     ['discord', { discord: [DISCORD_USER] }],
   ])('allowUsers with %s ids but no %s bot token fails synth instead of silently ignoring them', (platform, users) => {
     const stack = new Stack(new App(), 'NoToken', { env: { account: '111111111111', region: 'us-east-1' } });
-    expect(() => new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowUsers({ slack: [SLACK_USER], ...users }) }))
+    expect(() => new HermesFargateGateway(stack, 'Gateway', { access: AgentAccess.allowUsers({ slack: [SLACK_USER], ...users }) }))
       .toThrow(`HermesFargateGatewayProps.access allows ${platform} users, but the gateway has no ${platform} bot token (set HermesFargateGatewayProps.${platform}BotToken)`);
   });
 
@@ -748,7 +748,7 @@ describe('HermesFargateGateway access', () => {
     const env = environment(allowAllPlatforms.template());
     expect(env.SLACK_ALLOWED_USERS).toBeUndefined();
     // allowUsers with only Slack ids and a Telegram token: TELEGRAM_ALLOWED_USERS is empty
-    expect(GatewayAccess.allowUsers({ slack: [SLACK_USER] })._environment(['slack', 'telegram']))
+    expect(AgentAccess.allowUsers({ slack: [SLACK_USER] })._environment(['slack', 'telegram']))
       .toEqual({ SLACK_ALLOWED_USERS: SLACK_USER, TELEGRAM_ALLOWED_USERS: '' });
   });
 });
@@ -1013,7 +1013,7 @@ describe('HermesFargateGateway settings rollout', () => {
   /** Same stack and construct path in separate apps, so only the settings can differ. */
   function containerDefinitions(soul: string): any {
     const stack = new Stack(new App(), 'Agent', { env: ENV });
-    new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), settings: { soul } });
+    new HermesFargateGateway(stack, 'Gateway', { access: AgentAccess.allowAll(), settings: { soul } });
     return resourcesOf(Template.fromStack(stack), 'AWS::ECS::TaskDefinition')[0].props.ContainerDefinitions;
   }
 
@@ -1084,30 +1084,30 @@ describe('HermesFargateGateway multi-agent', () => {
 // ---------------------------------------------------------------------------
 
 describe('HermesFargateGateway validation', () => {
-  const access = GatewayAccess.allowAll();
+  const access = AgentAccess.allowAll();
   /** A fresh, never-synthesized stack (a failed constructor leaves a partial construct behind). */
   const newStack = () => new Stack(new App(), 'Invalid', { env: ENV });
 
   test('access is required', () => {
-    const message = 'HermesFargateGatewayProps.access is required: choose GatewayAccess.allowUsers({...}) or GatewayAccess.allowAll()';
+    const message = 'HermesFargateGatewayProps.access is required: choose AgentAccess.allowUsers({...}) or AgentAccess.allowAll()';
     expectPropError(() => new HermesFargateGateway(newStack(), 'G', {} as any), message);
     expectPropError(() => new HermesFargateGateway(newStack(), 'G', undefined as any), message);
   });
 
   test('allowUsers needs at least one id', () => {
-    const message = 'GatewayAccess.allowUsers needs at least one user id (use GatewayAccess.allowAll() to let everyone in)';
-    expectPropError(() => GatewayAccess.allowUsers({}), message);
-    expectPropError(() => GatewayAccess.allowUsers({ slack: [], telegram: [], discord: [] }), message);
+    const message = 'AgentAccess.allowUsers needs at least one user id (use AgentAccess.allowAll() to let everyone in)';
+    expectPropError(() => AgentAccess.allowUsers({}), message);
+    expectPropError(() => AgentAccess.allowUsers({ slack: [], telegram: [], discord: [] }), message);
   });
 
   test.each([
-    [{ slack: ['u012abcdef'] }, 'GatewayAllowedUsers.slack must be Slack member ids such as "U012ABCDEF" (got "u012abcdef")'],
-    [{ slack: ['@alice'] }, 'GatewayAllowedUsers.slack must be Slack member ids such as "U012ABCDEF" (got "@alice")'],
-    [{ telegram: ['@bob'] }, 'GatewayAllowedUsers.telegram must be numeric Telegram user ids (got "@bob")'],
-    [{ discord: ['12345'] }, 'GatewayAllowedUsers.discord must be Discord user ids (15-21 digits) (got "12345")'],
-    [{ slack: [SLACK_USER], discord: ['alice#1234'] }, 'GatewayAllowedUsers.discord must be Discord user ids (15-21 digits) (got "alice#1234")'],
+    [{ slack: ['u012abcdef'] }, 'AllowedUsers.slack must be Slack member ids such as "U012ABCDEF" (got "u012abcdef")'],
+    [{ slack: ['@alice'] }, 'AllowedUsers.slack must be Slack member ids such as "U012ABCDEF" (got "@alice")'],
+    [{ telegram: ['@bob'] }, 'AllowedUsers.telegram must be numeric Telegram user ids (got "@bob")'],
+    [{ discord: ['12345'] }, 'AllowedUsers.discord must be Discord user ids (15-21 digits) (got "12345")'],
+    [{ slack: [SLACK_USER], discord: ['alice#1234'] }, 'AllowedUsers.discord must be Discord user ids (15-21 digits) (got "alice#1234")'],
   ])('allowUsers rejects %j', (users, message) => {
-    expectPropError(() => GatewayAccess.allowUsers(users), message);
+    expectPropError(() => AgentAccess.allowUsers(users), message);
   });
 
   test('cpu must be a Fargate size', () => {
@@ -1175,7 +1175,7 @@ describe('HermesFargateGateway caCertificatePem', () => {
   test('is passed to the image build as EXTRA_CA_CERT_PEM and changes the image', () => {
     const imageOf = (pem?: string) => {
       const stack = new Stack(new App(), 'Ca', { env: { account: '111111111111', region: 'us-east-1' } });
-      const g = new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: pem });
+      const g = new HermesFargateGateway(stack, 'Gateway', { access: AgentAccess.allowAll(), caCertificatePem: pem });
       return (g.taskDefinition.defaultContainer!.imageName as string);
     };
     const withCa = imageOf(PEM);
@@ -1183,7 +1183,7 @@ describe('HermesFargateGateway caCertificatePem', () => {
     expect(withCa).not.toEqual(without);
     const assembly = new App();
     const stack = new Stack(assembly, 'CaArgs', { env: { account: '111111111111', region: 'us-east-1' } });
-    new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: PEM });
+    new HermesFargateGateway(stack, 'Gateway', { access: AgentAccess.allowAll(), caCertificatePem: PEM });
     const manifest = assembly.synth().artifacts.find((a) => a instanceof cxapi.AssetManifestArtifact) as cxapi.AssetManifestArtifact;
     const images = Object.values(manifest.contents.dockerImages ?? {});
     expect(images).toHaveLength(1);
@@ -1194,7 +1194,7 @@ describe('HermesFargateGateway caCertificatePem', () => {
 
   test('must look like PEM certificates', () => {
     const stack = new Stack(new App(), 'BadCa', { env: { account: '111111111111', region: 'us-east-1' } });
-    expect(() => new HermesFargateGateway(stack, 'Gateway', { access: GatewayAccess.allowAll(), caCertificatePem: 'not a cert' }))
+    expect(() => new HermesFargateGateway(stack, 'Gateway', { access: AgentAccess.allowAll(), caCertificatePem: 'not a cert' }))
       .toThrow('HermesFargateGatewayProps.caCertificatePem must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
   });
 });

@@ -137,3 +137,15 @@ def hermetic_hermes(no_aws_env: None, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("HERMES_DISABLE_LAZY_INSTALLS", "1")
     monkeypatch.chdir(tmp_path)
     return paths
+
+
+@pytest.fixture
+def stub_telegram() -> Iterator[Any]:
+    """A stub Telegram Bot API on loopback (see stubs/telegram_server.py).
+
+    Point clients at ``stub.api_base`` (``HERMES_AWS_TELEGRAM_API_BASE``) with ``stub.token``.
+    """
+    from stubs.telegram_server import StubTelegramServer
+
+    with StubTelegramServer() as stub:
+        yield stub

@@ -5,7 +5,7 @@
 import * as path from 'path';
 import { App, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { GatewayAccess, GatewayEgress, HermesFargateGateway, KnowledgeBucket, SlackSecrets, TelegramSecrets } from '../../src';
+import { AgentAccess, GatewayEgress, HermesFargateGateway, KnowledgeBucket, SlackSecrets, TelegramSecrets } from '../../src';
 
 /** The pieces every agent shares: knowledge, chat credentials. */
 export class SharedStack extends Stack {
@@ -34,7 +34,7 @@ export class GatewayStack extends Stack {
   constructor(scope: Construct, id: string, props: GatewayStackProps) {
     super(scope, id, props);
     this.gateway = new HermesFargateGateway(this, 'Gateway', {
-      access: GatewayAccess.allowUsers({ slack: ['U012ABCDEF', 'U034GHIJKL'] }),
+      access: AgentAccess.allowUsers({ slack: ['U012ABCDEF', 'U034GHIJKL'] }),
       slack: props.shared.slack,
       knowledgeBucket: props.shared.knowledge,
       egress: GatewayEgress.natInstance(),

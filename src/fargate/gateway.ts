@@ -12,7 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { GatewayAccess } from './access';
+import { AgentAccess } from '../access';
 import { GatewayEgress } from './egress';
 import { AgentBackupPlan } from '../backup-plan';
 import { AgentEncryptionKey } from '../encryption-key';
@@ -51,11 +51,11 @@ const FARGATE_SIZES: { [cpu: number]: number[] } = {
  */
 export interface HermesFargateGatewayProps {
   /**
-   * Who may talk to the agent: `GatewayAccess.allowUsers({ slack: ['U012...'] })`
-   * or `GatewayAccess.allowAll()`. Required, because Hermes ignores everyone
+   * Who may talk to the agent: `AgentAccess.allowUsers({ slack: ['U012...'] })`
+   * or `AgentAccess.allowAll()`. Required, because Hermes ignores everyone
    * who is not allowed and a bot that ignores everyone looks deaf.
    */
-  readonly access: GatewayAccess;
+  readonly access: AgentAccess;
 
   /**
    * The Slack bot and app-level tokens (Socket Mode: no inbound endpoint).
@@ -291,7 +291,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
   constructor(scope: Construct, id: string, props: HermesFargateGatewayProps) {
     super(scope, id);
     if (!props || !props.access) {
-      throw new PropError('HermesFargateGatewayProps.access', 'is required: choose GatewayAccess.allowUsers({...}) or GatewayAccess.allowAll()');
+      throw new PropError('HermesFargateGatewayProps.access', 'is required: choose AgentAccess.allowUsers({...}) or AgentAccess.allowAll()');
     }
     validateProps(props);
 

@@ -1,3 +1,2 @@
-export * from './access';
 export * from './egress';
 export * from './gateway';

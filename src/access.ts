@@ -1,9 +1,9 @@
-import { PropError, checkPattern } from '../private/validate';
+import { PropError, checkPattern } from './private/validate';
 
 /**
  * Platform user ids allowed to talk to a gateway.
  */
-export interface GatewayAllowedUsers {
+export interface AllowedUsers {
   /**
    * Slack member ids, e.g. `U012ABCDEF`.
    * @default - nobody on Slack
@@ -25,31 +25,31 @@ export interface GatewayAllowedUsers {
  * Who may talk to the agent. Hermes denies everyone by default, which looks
  * exactly like a deaf bot, so the construct makes this an explicit choice.
  */
-export class GatewayAccess {
+export class AgentAccess {
   /**
    * Everyone who can message the bot in a connected workspace or chat.
    * Only for private workspaces.
    */
-  public static allowAll(): GatewayAccess {
-    return new GatewayAccess(true, {});
+  public static allowAll(): AgentAccess {
+    return new AgentAccess(true, {});
   }
 
   /** Only these users; everyone else is ignored. At least one id is required. */
-  public static allowUsers(users: GatewayAllowedUsers): GatewayAccess {
+  public static allowUsers(users: AllowedUsers): AgentAccess {
     const all = [...(users.slack ?? []), ...(users.telegram ?? []), ...(users.discord ?? [])];
     if (all.length === 0) {
-      throw new PropError('GatewayAccess.allowUsers', 'needs at least one user id (use GatewayAccess.allowAll() to let everyone in)');
+      throw new PropError('AgentAccess.allowUsers', 'needs at least one user id (use AgentAccess.allowAll() to let everyone in)');
     }
-    for (const id of users.slack ?? []) checkPattern('GatewayAllowedUsers.slack', id, /^[UW][A-Z0-9]{2,20}$/, 'Slack member ids such as "U012ABCDEF"');
-    for (const id of users.telegram ?? []) checkPattern('GatewayAllowedUsers.telegram', id, /^[0-9]{1,20}$/, 'numeric Telegram user ids');
-    for (const id of users.discord ?? []) checkPattern('GatewayAllowedUsers.discord', id, /^[0-9]{15,21}$/, 'Discord user ids (15-21 digits)');
-    return new GatewayAccess(false, users);
+    for (const id of users.slack ?? []) checkPattern('AllowedUsers.slack', id, /^[UW][A-Z0-9]{2,20}$/, 'Slack member ids such as "U012ABCDEF"');
+    for (const id of users.telegram ?? []) checkPattern('AllowedUsers.telegram', id, /^[0-9]{1,20}$/, 'numeric Telegram user ids');
+    for (const id of users.discord ?? []) checkPattern('AllowedUsers.discord', id, /^[0-9]{15,21}$/, 'Discord user ids (15-21 digits)');
+    return new AgentAccess(false, users);
   }
 
   private constructor(
     /** Whether everyone is allowed. */
     public readonly allowsEveryone: boolean,
-    private readonly users: GatewayAllowedUsers,
+    private readonly users: AllowedUsers,
   ) {}
 
   /**
