@@ -1,7 +1,7 @@
 import { PropError, checkPattern } from './private/validate';
 
 /**
- * Platform user ids allowed to talk to a gateway.
+ * Platform user ids allowed to talk to an agent.
  */
 export interface AllowedUsers {
   /**
@@ -58,6 +58,14 @@ export class AgentAccess {
    */
   public _platforms(): string[] {
     return (['slack', 'telegram', 'discord'] as const).filter((p) => (this.users[p] ?? []).length > 0);
+  }
+
+  /**
+   * Allowed ids of one platform (empty when everyone is allowed or none is listed).
+   * @internal
+   */
+  public _users(platform: string): string[] {
+    return [...((this.users as { [p: string]: string[] | undefined })[platform] ?? [])];
   }
 
   /**

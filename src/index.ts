@@ -6,3 +6,4 @@ export * from './settings';
 export * from './backup-plan';
 export * from './fargate';
 export * from './access';
+export * from './serverless';

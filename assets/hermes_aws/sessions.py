@@ -79,6 +79,14 @@ class SessionConflict(RuntimeError):
     """Another writer kept winning the race for META; the caller may retry the whole message."""
 
 
+class ExtraConditionFailed(RuntimeError):
+    """A condition of an ``also`` action failed; the transaction wrote nothing."""
+
+    def __init__(self, reasons: Sequence[str | None]) -> None:
+        super().__init__(f"condition of an extra transaction item failed: {list(reasons)}")
+        self.reasons = list(reasons)
+
+
 @dataclass(frozen=True)
 class SessionMeta:
     key: str
@@ -266,27 +274,20 @@ class SessionStore:
             return meta
         return self._meta_from_item(key, item)
 
-    def new_session(self, key: str) -> SessionMeta:
-        """Start a fresh session for the chat (``/new``); returns the new META."""
+    def new_session(self, key: str, *, also: Sequence[Mapping[str, Any]] = ()) -> SessionMeta:
+        """Start a fresh session for the chat (``/new``); returns the new META.
+
+        ``also``: extra ``TransactWriteItems`` actions written atomically with it
+        (see :meth:`append`).
+        """
         for _ in range(MAX_APPEND_ATTEMPTS):
             meta = self.current(key)
             session_id = new_session_id()
             try:
-                return self._update_meta(meta, session_id=session_id, next_seq=meta.next_seq)
-            except self.client.exceptions.ConditionalCheckFailedException:
+                return self._write_chunk(meta, session_id, [], new_session_id=session_id, also=also)
+            except _TransactionConflict:
                 continue
         raise SessionConflict(f"could not start a new session for {key}: META kept changing")
-
-    def _update_meta(self, meta: SessionMeta, *, session_id: str, next_seq: int) -> SessionMeta:
-        now = _now_iso()
-        names, values, sets = self._meta_update_parts(meta, session_id=session_id, next_seq=next_seq, now=now)
-        self.client.update_item(
-            TableName=self.table, Key={"PK": {"S": pk(meta.key)}, "SK": {"S": META_SK}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression="#version = :expected",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-        )
-        return SessionMeta(meta.key, session_id, next_seq, meta.version + 1, meta.created_at, now)
 
     def _meta_update_parts(
         self, meta: SessionMeta, *, session_id: str, next_seq: int, now: str,
@@ -350,14 +351,20 @@ class SessionStore:
     # -- writes ----------------------------------------------------------------
     def append(
         self, key: str, session_id: str, messages: Sequence[Mapping[str, Any]],
-        *, meta: SessionMeta | None = None,
+        *, meta: SessionMeta | None = None, also: Sequence[Mapping[str, Any]] = (),
     ) -> SessionMeta:
         """Append ``messages`` to ``session_id`` of the chat; returns META after the write.
 
         ``meta`` is what the caller read before the turn (saves a read); when
         it is stale the conditional write fails and META is read again.
+
+        ``also``: further ``TransactWriteItems`` actions (e.g. the worker's
+        idempotency record) written in the same transaction as the last
+        messages, so "turn stored" and "record says stored" cannot disagree.
+        When one of *their* conditions fails, :class:`ExtraConditionFailed` is
+        raised (nothing of that transaction was written).
         """
-        if not messages:
+        if not messages and not also:
             return meta or self.current(key)
         encoded = []
         for m in messages:
@@ -367,12 +374,14 @@ class SessionStore:
             encoded.append((str(m.get("role") or ""), text))
         remaining = encoded
         attempts = 0
-        while remaining:
+        while True:
             if meta is None:
                 meta = self.current(key)
-            chunk = _take_chunk(remaining)
+            chunk = _take_chunk(remaining, reserve=len(also))
+            last = len(chunk) == len(remaining)
             try:
-                meta = self._write_chunk(meta, session_id, chunk, new_session_id=None)
+                meta = self._write_chunk(meta, session_id, chunk, new_session_id=None,
+                                         also=also if last else ())
             except _TransactionConflict:
                 attempts += 1
                 if attempts >= MAX_APPEND_ATTEMPTS:
@@ -383,23 +392,30 @@ class SessionStore:
                 meta = None
                 continue
             remaining = remaining[len(chunk):]
-        assert meta is not None
-        return meta
+            if last:
+                return meta
 
-    def replace_session(self, key: str, messages: Sequence[Mapping[str, Any]]) -> SessionMeta:
-        """Start a new session that holds ``messages`` (a compacted transcript); returns META."""
+    def replace_session(
+        self, key: str, messages: Sequence[Mapping[str, Any]], *, also: Sequence[Mapping[str, Any]] = (),
+    ) -> SessionMeta:
+        """Start a new session that holds ``messages`` (a compacted transcript); returns META.
+
+        ``also`` as in :meth:`append` (written with the last part).
+        """
         encoded = [(str(m.get("role") or ""), encode_message(m)[0]) for m in messages]
         session_id = new_session_id()
         meta: SessionMeta | None = None
         attempts = 0
         first = True
         remaining = encoded
-        while remaining or first:
+        while True:
             if meta is None:
                 meta = self.current(key)
-            chunk = _take_chunk(remaining) if remaining else []
+            chunk = _take_chunk(remaining, reserve=len(also))
+            last = len(chunk) == len(remaining)
             try:
-                meta = self._write_chunk(meta, session_id, chunk, new_session_id=session_id if first else None)
+                meta = self._write_chunk(meta, session_id, chunk, new_session_id=session_id if first else None,
+                                         also=also if last else ())
             except _TransactionConflict:
                 attempts += 1
                 if attempts >= MAX_APPEND_ATTEMPTS:
@@ -408,12 +424,12 @@ class SessionStore:
                 continue
             first = False
             remaining = remaining[len(chunk):]
-        assert meta is not None
-        return meta
+            if last:
+                return meta
 
     def _write_chunk(
         self, meta: SessionMeta, session_id: str, chunk: Sequence[tuple[str, str]],
-        *, new_session_id: str | None,
+        *, new_session_id: str | None, also: Sequence[Mapping[str, Any]] = (),
     ) -> SessionMeta:
         now = _now_iso()
         ttl = self._ttl()
@@ -445,11 +461,15 @@ class SessionStore:
                     "ConditionExpression": "attribute_not_exists(SK)",
                 }
             })
+        own = len(actions)
+        actions.extend(dict(a) for a in also)
         try:
             self.client.transact_write_items(TransactItems=actions)
         except self.client.exceptions.TransactionCanceledException as exc:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if any(code == "ConditionalCheckFailed" for code in reasons) or not reasons:
+            if any(code == "ConditionalCheckFailed" for code in reasons[own:]):
+                raise ExtraConditionFailed(reasons[own:]) from exc
+            if any(code == "ConditionalCheckFailed" for code in reasons[:own]) or not reasons:
                 raise _TransactionConflict() from exc
             raise
         return SessionMeta(meta.key, current_sid, start + len(chunk), meta.version + 1, meta.created_at, now)
@@ -459,13 +479,21 @@ class _TransactionConflict(Exception):
     pass
 
 
-def _take_chunk(encoded: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The longest prefix that fits one transaction (at least one message)."""
+def _take_chunk(encoded: Sequence[tuple[str, str]], *, reserve: int = 0) -> list[tuple[str, str]]:
+    """The longest prefix that fits one transaction (at least one message).
+
+    ``reserve`` actions are kept free when the whole rest fits (for ``also``).
+    """
+    limit = MAX_MESSAGES_PER_TRANSACTION
+    if len(encoded) + reserve <= MAX_MESSAGES_PER_TRANSACTION:
+        limit = len(encoded)
+    elif len(encoded) <= MAX_MESSAGES_PER_TRANSACTION:
+        limit = len(encoded) - 1  # leave the last message(s) for a final part with room for ``also``
     chunk: list[tuple[str, str]] = []
     size = 0
     for role, text in encoded:
         n = len(text.encode("utf-8")) + 200
-        if chunk and (len(chunk) >= MAX_MESSAGES_PER_TRANSACTION or size + n > MAX_TRANSACTION_BYTES):
+        if chunk and (len(chunk) >= limit or size + n > MAX_TRANSACTION_BYTES):
             break
         chunk.append((role, text))
         size += n

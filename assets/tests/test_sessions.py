@@ -153,13 +153,29 @@ def test_two_writers_racing_lose_nothing(store: SessionStore, ddb: Any) -> None:
 
 
 def test_many_concurrent_writers(store: SessionStore, ddb: Any) -> None:
+    """Six threads append at once from the same stale META.
+
+    moto's DynamoDB backend has no locking, so two *simultaneous* transactions
+    can both pass their conditions there (real DynamoDB serialises them). The
+    lock below restores that one guarantee; everything else (reads of META,
+    conflicts, retries) interleaves freely.
+    """
     meta = store.current(KEY)
     n = 6
     barrier = threading.Barrier(n)
     errors: list[BaseException] = []
+    atomic = threading.Lock()
 
     def writer(i: int) -> None:
-        s = SessionStore("sessions", client=boto3.client("dynamodb"))
+        client = boto3.client("dynamodb")
+        real = client.transact_write_items
+
+        def serialised(**kwargs: Any) -> Any:
+            with atomic:
+                return real(**kwargs)
+
+        client.transact_write_items = serialised
+        s = SessionStore("sessions", client=client)
         barrier.wait()
         try:
             s.append(KEY, meta.session_id, turn(i), meta=meta)  # all start from version 0
@@ -292,3 +308,58 @@ def test_replace_session_with_compacted_transcript(store: SessionStore) -> None:
 def test_append_with_no_messages_is_a_noop(store: SessionStore) -> None:
     meta = store.current(KEY)
     assert store.append(KEY, meta.session_id, [], meta=meta) == meta
+
+
+def ledger_put(key: str, status: str) -> dict[str, Any]:
+    return {"Put": {"TableName": "sessions",
+                    "Item": {"PK": {"S": f"UPDATE#{key}"}, "SK": {"S": "STATE"}, "status": {"S": status}},
+                    "ConditionExpression": "attribute_not_exists(PK)"}}
+
+
+def test_extra_items_are_written_atomically(store: SessionStore, ddb: Any) -> None:
+    meta = store.current(KEY)
+    store.append(KEY, meta.session_id, turn(1), meta=meta, also=[ledger_put("telegram:1", "PERSISTED")])
+    item = ddb.get_item(TableName="sessions", Key={"PK": {"S": "UPDATE#telegram:1"}, "SK": {"S": "STATE"}})
+    assert item["Item"]["status"] == {"S": "PERSISTED"}
+    # the same record again: its condition fails -> nothing of the turn is written
+    with pytest.raises(sessions.ExtraConditionFailed):
+        store.append(KEY, meta.session_id, turn(2), also=[ledger_put("telegram:1", "PERSISTED")])
+    assert store.load_history(KEY) == turn(1)
+    assert store.get_meta(KEY).version == 1
+
+
+def test_extra_items_with_a_stale_meta_still_retry(store: SessionStore, ddb: Any) -> None:
+    meta = store.current(KEY)
+    store.append(KEY, meta.session_id, turn(1), meta=meta)
+    store.append(KEY, meta.session_id, turn(2), meta=meta, also=[ledger_put("telegram:2", "PERSISTED")])
+    assert store.load_history(KEY) == turn(1) + turn(2)
+
+
+def test_extra_items_go_with_the_last_part_of_a_long_turn(store: SessionStore, ddb: Any) -> None:
+    meta = store.current(KEY)
+    long_turn = [{"role": "user", "content": "go"}] + [
+        m for i in range(60) for m in (
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"c{i}", "type": "function", "function": {"name": "todo", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": "ok"})] + [{"role": "assistant", "content": "end"}]
+    assert len(long_turn) == 122
+    calls: list[int] = []
+    real = ddb.transact_write_items
+
+    def spy(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["TransactItems"]))
+        return real(**kwargs)
+
+    ddb.transact_write_items = spy  # type: ignore[method-assign]
+    store.append(KEY, meta.session_id, long_turn, also=[ledger_put("telegram:3", "PERSISTED")])
+    assert calls == [100, 1 + 23 + 1]
+    assert store.load_history(KEY) == long_turn
+
+
+def test_new_session_with_extra_items(store: SessionStore, ddb: Any) -> None:
+    store.current(KEY)
+    fresh = store.new_session(KEY, also=[ledger_put("telegram:9", "PERSISTED")])
+    assert store.get_meta(KEY).session_id == fresh.session_id
+    with pytest.raises(sessions.ExtraConditionFailed):
+        store.new_session(KEY, also=[ledger_put("telegram:9", "PERSISTED")])
+    assert store.get_meta(KEY).session_id == fresh.session_id

@@ -11,6 +11,7 @@ export const RUNTIME_ASSET_DIR = path.join(__dirname, '..', '..', 'assets');
 /** Docker build targets of assets/Dockerfile, one per shape. */
 export enum RuntimeTarget {
   GATEWAY = 'gateway',
+  LAMBDA = 'lambda',
 }
 
 /** Options shared by every image asset built from the runtime context. */
