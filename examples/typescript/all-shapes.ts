@@ -5,7 +5,9 @@
 import * as path from 'path';
 import { App, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { AgentAccess, GatewayEgress, HermesFargateGateway, KnowledgeBucket, SlackSecrets, TelegramSecrets } from '../../src';
+import {
+  AgentAccess, AgentModel, GatewayEgress, HermesFargateGateway, HermesLambdaAgent, KnowledgeBucket, SlackSecrets, TelegramSecrets,
+} from '../../src';
 
 /** The pieces every agent shares: knowledge, chat credentials. */
 export class SharedStack extends Stack {
@@ -46,12 +48,34 @@ export class GatewayStack extends Stack {
   }
 }
 
+/** Props of {@link TelegramAgentStack}. */
+export interface TelegramAgentStackProps extends StackProps {
+  readonly shared: SharedStack;
+}
+
+/** The wake-on-demand personal assistant on Lambda, answering on Telegram. */
+export class TelegramAgentStack extends Stack {
+  public readonly agent: HermesLambdaAgent;
+
+  constructor(scope: Construct, id: string, props: TelegramAgentStackProps) {
+    super(scope, id, props);
+    this.agent = new HermesLambdaAgent(this, 'Agent', {
+      access: AgentAccess.allowUsers({ telegram: ['123456789'] }),
+      telegram: props.shared.telegram,
+      knowledgeBucket: props.shared.knowledge,
+      model: AgentModel.bedrock('us.anthropic.claude-sonnet-4-6'),
+      settings: { soul: 'You are a concise personal assistant. Keep answers short enough to read on a phone.' },
+    });
+  }
+}
+
 /** Adds the example stacks to `app`. */
 export function buildExampleApp(app: App): Stack[] {
   const env = { account: process.env.CDK_DEFAULT_ACCOUNT ?? '111111111111', region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' };
   const shared = new SharedStack(app, 'HermesShared', { env });
   const gateway = new GatewayStack(app, 'HermesGateway', { env, shared });
-  return [shared, gateway];
+  const telegram = new TelegramAgentStack(app, 'HermesTelegramAgent', { env, shared });
+  return [shared, gateway, telegram];
 }
 
 if (require.main === module) {
