@@ -138,5 +138,7 @@ const bench = project.addTask('bench', {
 bench.exec(`${tsNode} bench/synth.bench.ts`);
 bench.spawn(setupPython);
 bench.exec('.venv/bin/python bench/image_deps.py');
+bench.exec('.venv/bin/python bench/ingress_latency.py');
+bench.exec('.venv/bin/python bench/worker_init.py');
 
 project.synth();

@@ -75,7 +75,6 @@ final response) raises :class:`AgentTurnError`; nothing of it should be persiste
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +161,8 @@ def build_agent(
     if not model:
         raise ValueError("config.yaml has no model.default")
     runtime = resolve_runtime_provider(requested=provider, target_model=model)
+    if runtime.get("provider") == "bedrock":
+        _skip_models_probe(str(runtime.get("base_url") or ""))
     agent_cfg = cfg.get("agent") if isinstance(cfg.get("agent"), dict) else {}
     routing = cfg.get("provider_routing") if isinstance(cfg.get("provider_routing"), dict) else {}
     if cfg.get("mcp_servers"):
@@ -268,20 +269,24 @@ def run_turn(
         "estimated_cost_usd": result.get("estimated_cost_usd"),
     }
 
-    review = None
+    review: Callable[[], None] | None = None
     if captured:
-        target = captured[0]
-
-        def review() -> None:
-            try:
-                target()
-            finally:
-                if own_agent:
-                    _close(agent)
+        review = _deferred(captured[0], agent if own_agent else None)
     elif own_agent:
         _close(agent)
     return TurnResult(final, new_messages, usage, compacted=compacted, deferred_review=review,
                       model=str(result.get("model") or ""), provider=str(result.get("provider") or ""))
+
+
+def _deferred(target: Callable[[], None], agent_to_close: Any) -> Callable[[], None]:
+    """Hermes's review target, closing the agent afterwards (when the runner built it)."""
+    def review() -> None:
+        try:
+            target()
+        finally:
+            if agent_to_close is not None:
+                _close(agent_to_close)
+    return review
 
 
 def _starts_with(messages: Sequence[Mapping[str, Any]], prefix: Sequence[Mapping[str, Any]]) -> bool:
@@ -305,6 +310,31 @@ def _close(agent: Any) -> None:
         logger.debug("agent.close() failed", exc_info=True)
 
 
+def _skip_models_probe(base_url: str) -> None:
+    """Keep Hermes's cost estimator from probing ``<bedrock-runtime>/models``.
+
+    hermes-agent 0.19.0 (``agent/usage_pricing.get_pricing_entry``) looks up
+    prices with an unsigned ``GET <base_url>/models`` and ``/v1/models``, an
+    OpenAI-compatible route Bedrock does not serve (403); the empty result is
+    cached for 5 minutes. Seeding that cache with "no metadata" skips two
+    pointless HTTPS requests per sandbox and 5 minutes (prices then come from
+    Hermes's built-in table). Hermes internals: a no-op if they change.
+    """
+    if not base_url:
+        return
+    try:
+        import time as _time
+
+        from agent import model_metadata as mm
+
+        normalized = mm._normalize_base_url(base_url)
+        if normalized and normalized not in mm._endpoint_model_metadata_cache:
+            mm._endpoint_model_metadata_cache[normalized] = {}
+            mm._endpoint_model_metadata_cache_time[normalized] = _time.time() + 10 * 365 * 86400
+    except Exception:  # pragma: no cover - Hermes changed; the probe just happens
+        logger.debug("could not pre-seed Hermes's model metadata cache", exc_info=True)
+
+
 _mcp_lock = threading.Lock()
 _mcp_done = False
 
@@ -325,7 +355,3 @@ def _discover_mcp_tools() -> None:
         except Exception as exc:
             logger.warning("MCP initialisation failed (non-fatal): %s", exc)
 
-
-def context_environment(context_dir: os.PathLike[str] | str) -> dict[str, str]:
-    """Environment a turn needs so Hermes finds ``.hermes.md`` (see :mod:`hermes_aws.home`)."""
-    return {"TERMINAL_CWD": os.fspath(context_dir)}

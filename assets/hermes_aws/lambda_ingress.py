@@ -327,11 +327,11 @@ def _emit(result: _Result, log: dict[str, Any], context: Any, started: float) ->
         pass
 
 
-# Inside Lambda, create the clients during init (which Lambda may run ahead of the
-# first request); elsewhere (tests, benchmarks) they are created on first use.
+# Inside Lambda, create the clients and read the webhook secret during init (which
+# Lambda may run ahead of the first request); elsewhere (tests, benchmarks) on first use.
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get(QUEUE_URL_ENV):
     try:
         sqs_client()
-        secret_cache().client  # noqa: B018 - builds the Secrets Manager client
+        secret_cache().get(os.environ.get(WEBHOOK_SECRET_ARN_ENV, ""))
     except Exception:  # pragma: no cover - retried on first use
         reset()

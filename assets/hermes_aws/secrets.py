@@ -5,7 +5,8 @@ such thing, so the functions read them themselves:
 
 * :class:`SecretCache` - ``GetSecretValue`` with a per-secret TTL, one client per
   cache, thread-safe. A failed refresh keeps serving the last good value (and
-  logs), so a Secrets Manager blip does not take the webhook down.
+  logs), so a Secrets Manager blip does not take the webhook down; a failure with
+  nothing cached is remembered for a few seconds (no API call per request).
 * :func:`load_secret_environment` - the worker's cold start: ``HERMES_AWS_SECRET_ARNS``
   holds ``{"ENV_NAME": "secret-arn", ...}`` and each value is put into the
   environment, where Hermes's config (``${ENV_NAME}``) finds it.
@@ -63,11 +64,16 @@ class SecretCache:
     """``get(secret_id)`` -> the secret string, cached for ``ttl_seconds``."""
 
     def __init__(self, client: Any = None, ttl_seconds: float = DEFAULT_TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 failure_ttl_seconds: float = 5.0) -> None:
         self._client = client
         self.ttl_seconds = ttl_seconds
+        self.failure_ttl_seconds = failure_ttl_seconds
         self.clock = clock
         self._values: dict[str, tuple[str, float]] = {}  # secret id -> (value, fetched at)
+        # secret id -> (error code, failed at): with no value to fall back on, a failure is
+        # remembered briefly so that a flood of requests cannot turn into a flood of API calls.
+        self._failures: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self.fetches = 0  # GetSecretValue calls made (for tests and benchmarks)
 
@@ -86,24 +92,31 @@ class SecretCache:
             now = self.clock()
             if cached is not None and now - cached[1] < self.ttl_seconds:
                 return cached[0]
+            failed = self._failures.get(secret_id)
+            if cached is None and failed is not None and now - failed[1] < self.failure_ttl_seconds:
+                raise SecretError(secret_id, failed[0])
             try:
                 value = self._fetch(secret_id)
             except SecretError as exc:
                 if cached is None:
+                    self._failures[secret_id] = (exc.code, now)
                     raise
                 logger.warning("%s; serving the value cached %.0fs ago", exc, now - cached[1])
                 # Try again after a short pause rather than on every call.
                 self._values[secret_id] = (cached[0], now - self.ttl_seconds + min(30.0, self.ttl_seconds))
                 return cached[0]
             self._values[secret_id] = (value, now)
+            self._failures.pop(secret_id, None)
             return value
 
     def invalidate(self, secret_id: str | None = None) -> None:
         with self._lock:
             if secret_id is None:
                 self._values.clear()
+                self._failures.clear()
             else:
                 self._values.pop(secret_id, None)
+                self._failures.pop(secret_id, None)
 
     def _fetch(self, secret_id: str) -> str:
         from botocore.exceptions import BotoCoreError, ClientError

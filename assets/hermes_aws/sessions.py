@@ -16,7 +16,8 @@ dicts per chat in one DynamoDB table (single-table design, on-demand)::
                      tool_calls, tool_call_id, name, reasoning, ...)
         role, session_id, seq, created_at, expires_at (optional)
 
-``<key>`` is ``<channel>:<chat id>``, e.g. ``telegram:12345``.
+``<key>`` is ``<channel>:<chat id>``, e.g. ``telegram:12345`` (a Telegram forum
+topic is a conversation of its own: ``telegram:<chat id>:<topic id>``).
 
 Concurrency: :meth:`SessionStore.append` writes a turn's messages and advances
 META's ``next_seq`` and ``version`` in one ``TransactWriteItems``, conditional
@@ -274,15 +275,17 @@ class SessionStore:
             return meta
         return self._meta_from_item(key, item)
 
-    def new_session(self, key: str, *, also: Sequence[Mapping[str, Any]] = ()) -> SessionMeta:
+    def new_session(
+        self, key: str, *, session_id: str | None = None, also: Sequence[Mapping[str, Any]] = (),
+    ) -> SessionMeta:
         """Start a fresh session for the chat (``/new``); returns the new META.
 
-        ``also``: extra ``TransactWriteItems`` actions written atomically with it
-        (see :meth:`append`).
+        ``session_id``: the new id (default: generated). ``also``: extra
+        ``TransactWriteItems`` actions written atomically with it (see :meth:`append`).
         """
+        session_id = session_id or new_session_id()
         for _ in range(MAX_APPEND_ATTEMPTS):
             meta = self.current(key)
-            session_id = new_session_id()
             try:
                 return self._write_chunk(meta, session_id, [], new_session_id=session_id, also=also)
             except _TransactionConflict:
@@ -396,14 +399,16 @@ class SessionStore:
                 return meta
 
     def replace_session(
-        self, key: str, messages: Sequence[Mapping[str, Any]], *, also: Sequence[Mapping[str, Any]] = (),
+        self, key: str, messages: Sequence[Mapping[str, Any]], *, session_id: str | None = None,
+        also: Sequence[Mapping[str, Any]] = (),
     ) -> SessionMeta:
         """Start a new session that holds ``messages`` (a compacted transcript); returns META.
 
-        ``also`` as in :meth:`append` (written with the last part).
+        ``session_id`` and ``also`` as in :meth:`new_session` / :meth:`append`
+        (``also`` is written with the last part).
         """
         encoded = [(str(m.get("role") or ""), encode_message(m)[0]) for m in messages]
-        session_id = new_session_id()
+        session_id = session_id or new_session_id()
         meta: SessionMeta | None = None
         attempts = 0
         first = True

@@ -23,7 +23,7 @@ Behaviour
   logged and answered SUCCESS: nothing here may block a stack deletion.
 * While the bot token secret holds the placeholder, every request type answers
   SUCCESS with ``Data.Status`` = ``skipped: bot token secret <arn> still holds the
-  placeholder; store the token and redeploy``: the first deploy must succeed.
+  placeholder; store the token, then run the RegisterWebhookCommand output``: the first deploy must succeed.
   (CloudFormation re-invokes a custom resource only when its properties change,
   so the construct should pass a property that changes on every deployment.)
 * ``PhysicalResourceId`` is ``telegram-webhook-<hash of BotTokenSecretArn>``: the
@@ -31,6 +31,16 @@ Behaviour
   the old token) only when the bot changes. A failed Create answers with the id
   suffixed ``-create-failed`` so the rollback's Delete does not touch a webhook
   that was never ours.
+
+Direct invocation (no CloudFormation)
+-------------------------------------
+``{"action": "register"}`` (after storing the bot token, instead of a redeploy) or
+``{"action": "unregister"}`` run the same code with the properties taken from the
+function's environment - ``HERMES_AWS_BOT_TOKEN_SECRET_ARN``,
+``HERMES_AWS_WEBHOOK_SECRET_ARN``, ``HERMES_AWS_WEBHOOK_URL``,
+``HERMES_AWS_ALLOWED_UPDATES`` (comma-separated) - and return
+``{"Status", "Reason", "Data"}`` instead of answering CloudFormation. Here every
+problem is FAILED, also for ``unregister``.
 
 Environment: ``HERMES_AWS_TELEGRAM_API_BASE`` (tests; default the public Bot API).
 Logs one ``{"event": "webhook_registration", ...}`` line per request.
@@ -40,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -66,15 +77,29 @@ class _Done(Exception):
         self.status, self.reason, self.data = status, reason, data or {}
 
 
+ACTIONS = {"register": "Create", "unregister": "Delete"}  # direct invocation -> request type
+BOT_TOKEN_SECRET_ARN_ENV = "HERMES_AWS_BOT_TOKEN_SECRET_ARN"
+WEBHOOK_SECRET_ARN_ENV = "HERMES_AWS_WEBHOOK_SECRET_ARN"
+WEBHOOK_URL_ENV = "HERMES_AWS_WEBHOOK_URL"
+ALLOWED_UPDATES_ENV = "HERMES_AWS_ALLOWED_UPDATES"
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        event = {}
+    if "RequestType" not in event and "action" in event:
+        return invoke_directly(event, context)
     request_type = str(event.get("RequestType") or "")
-    props = event.get("ResourceProperties") or {}
-    if request_type == "Delete":
-        physical_id = str(event.get("PhysicalResourceId") or physical_resource_id(props))
-    else:  # a new bot (token secret) is a new resource: CloudFormation then deletes the old one
-        physical_id = physical_resource_id(props)
+    physical_id = str(event.get("PhysicalResourceId") or "telegram-webhook")
     scrub: list[str] = []  # secret values seen: never let them into Reason or logs
     try:
+        props = event.get("ResourceProperties") or {}
+        if not isinstance(props, dict):
+            raise _Done("SUCCESS" if request_type == "Delete" else "FAILED",
+                        "ResourceProperties must be an object")
+        if request_type != "Delete" or not event.get("PhysicalResourceId"):
+            # A new bot (token secret) is a new resource: CloudFormation then deletes the old one.
+            physical_id = physical_resource_id(props)
         status, reason, data = _run(request_type, props, event, context, scrub)
     except _Done as done:
         status, reason, data = done.status, done.reason, done.data
@@ -86,9 +111,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data = {k: _scrub(str(v), scrub) for k, v in data.items()}
     if status == "FAILED" and request_type == "Create":
         physical_id = physical_id + FAILED_SUFFIX
-    events.emit(EVENT, request_type=request_type, status=status,
-                reason=events.short(reason), physical_resource_id=physical_id,
-                logical_resource_id=str(event.get("LogicalResourceId") or ""))
+    try:
+        events.emit(EVENT, request_type=request_type, status=status,
+                    reason=events.short(reason), physical_resource_id=physical_id,
+                    logical_resource_id=str(event.get("LogicalResourceId") or ""))
+    except Exception:  # the answer matters more than the log line
+        pass
     body = {
         "Status": status,
         "Reason": reason[:MAX_REASON],
@@ -102,6 +130,32 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("ResponseURL"):
         send_response(str(event["ResponseURL"]), body)
     return body
+
+
+def invoke_directly(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"action": "register" | "unregister"}`` with the properties from the environment."""
+    action = str(event.get("action") or "")
+    scrub: list[str] = []
+    updates = os.environ.get(ALLOWED_UPDATES_ENV)
+    props = {
+        "BotTokenSecretArn": os.environ.get(BOT_TOKEN_SECRET_ARN_ENV, ""),
+        "WebhookSecretArn": os.environ.get(WEBHOOK_SECRET_ARN_ENV, ""),
+        "Url": os.environ.get(WEBHOOK_URL_ENV, ""),
+        "AllowedUpdates": None if updates is None else [u.strip() for u in updates.split(",") if u.strip()],
+    }
+    try:
+        if action not in ACTIONS:
+            raise _Done("FAILED", f"unknown action {events.short(action, 40)!r} "
+                                  f"(expected one of: {', '.join(ACTIONS)})")
+        status, reason, data = _run(ACTIONS[action], props, {}, context, scrub, lenient=False)
+    except _Done as done:
+        status, reason, data = done.status, done.reason, done.data
+    except Exception as exc:
+        status, reason, data = "FAILED", f"unexpected {type(exc).__name__}: {exc}", {}
+    reason = _scrub(reason, scrub)[:MAX_REASON]
+    data = {k: _scrub(str(v), scrub) for k, v in data.items()}
+    events.emit(EVENT, action=events.short(action, 40), status=status, reason=events.short(reason))
+    return {"Status": status, "Reason": reason, "Data": data}
 
 
 def physical_resource_id(props: dict[str, Any]) -> str:
@@ -127,13 +181,14 @@ def make_telegram_client(token: str, context: Any) -> TelegramClient:
 
 
 def _run(request_type: str, props: dict[str, Any], event: dict[str, Any], context: Any,
-         scrub: list[str]) -> tuple[str, str, dict[str, str]]:
+         scrub: list[str], *, lenient: bool = True) -> tuple[str, str, dict[str, str]]:
+    """Do the work; ``lenient``: a failing Delete still answers SUCCESS (CloudFormation)."""
     deleting = request_type == "Delete"
     if request_type not in ("Create", "Update", "Delete"):
         raise _Done("FAILED", f"unknown RequestType {request_type!r}")
     if deleting and str(event.get("PhysicalResourceId") or "").endswith(FAILED_SUFFIX):
         return "SUCCESS", "nothing to delete: the create had failed", {"Status": "skipped: create had failed"}
-    bad = "SUCCESS" if deleting else "FAILED"  # how a problem is answered
+    bad = "SUCCESS" if deleting and lenient else "FAILED"  # how a problem is answered
 
     token_arn = str(props.get("BotTokenSecretArn") or "")
     if not token_arn:
@@ -146,7 +201,7 @@ def _run(request_type: str, props: dict[str, Any], event: dict[str, Any], contex
     scrub.append(token)
     if not token or is_placeholder(token):
         status = (f"skipped: bot token secret {token_arn} still holds the placeholder; "
-                  "store the token and redeploy")
+                  "store the token, then run the stack's RegisterWebhookCommand output")
         return "SUCCESS", status, {"Status": status}
 
     try:
@@ -159,7 +214,7 @@ def _run(request_type: str, props: dict[str, Any], event: dict[str, Any], contex
         raise _Done(bad, f"bot token secret {token_arn}: {exc}") from None
 
     if deleting:
-        return _delete(client, url)
+        return _delete(client, url, lenient)
 
     allowed = props.get("AllowedUpdates")
     if allowed is None:
@@ -184,7 +239,7 @@ def _run(request_type: str, props: dict[str, Any], event: dict[str, Any], contex
     return "SUCCESS", status, {"Status": status, "Url": url}
 
 
-def _delete(client: TelegramClient, url: str) -> tuple[str, str, dict[str, str]]:
+def _delete(client: TelegramClient, url: str, lenient: bool) -> tuple[str, str, dict[str, str]]:
     try:
         info = client.call("getWebhookInfo")
         current = info.get("url") if isinstance(info, dict) else None
@@ -196,6 +251,8 @@ def _delete(client: TelegramClient, url: str) -> tuple[str, str, dict[str, str]]
     try:
         client.delete_webhook(drop_pending_updates=False)
     except TelegramError as exc:
+        if not lenient:
+            raise _Done("FAILED", f"Telegram deleteWebhook failed ({exc.status}): {exc.description}") from None
         status = f"deleteWebhook failed ({exc.status}): {exc.description}; ignored"
         return "SUCCESS", status, {"Status": status}
     return "SUCCESS", "webhook deleted", {"Status": "deleted"}

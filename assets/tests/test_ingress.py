@@ -305,9 +305,11 @@ def test_sqs_failure_is_500(ingress: Ingress, monkeypatch: pytest.MonkeyPatch,
 def test_unreadable_secret_is_500(ingress: Ingress, monkeypatch: pytest.MonkeyPatch,
                                   capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN", ingress.secret_arn + "-gone")
-    resp, log = call(make_event(text_update()), capfd)
-    assert resp["statusCode"] == 500 and log is not None
-    assert log["reason"] == "webhook secret unavailable: ResourceNotFoundException"
+    for _ in range(10):
+        resp, log = call(make_event(text_update()), capfd)
+        assert resp["statusCode"] == 500 and log is not None
+        assert log["reason"] == "webhook secret unavailable: ResourceNotFoundException"
+    assert len(ingress.get_secret_calls) == 1  # a flood of requests is not a flood of API calls
     assert ingress.queued() == 0
 
 
@@ -349,6 +351,20 @@ def test_log_line_carries_emf_metrics(ingress: Ingress, capfd: pytest.CaptureFix
     assert (accepted["IngressAccepted"], accepted["IngressRejected"]) == (1, 0)
     assert (rejected["IngressAccepted"], rejected["IngressRejected"]) == (0, 1)
     assert rejected["reason"] == "wrong secret token"
+
+
+# -- import weight and Lambda init -----------------------------------------------------------
+def test_inside_lambda_clients_and_secret_are_ready_at_init(ingress: Ingress) -> None:
+    import os
+
+    code = (
+        "import json, sys\n"
+        "from hermes_aws import lambda_ingress as li\n"
+        "print(json.dumps([li._sqs_client is not None, li._secret_cache is not None and li._secret_cache.fetches]))\n"
+    )
+    env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "ingress"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, 1]
 
 
 # -- import weight ---------------------------------------------------------------------------

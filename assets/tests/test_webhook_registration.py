@@ -133,7 +133,7 @@ def test_placeholder_token_is_skipped_with_success(env: Env, capfd: pytest.Captu
         resp = env.invoke(env.event(request_type, physical_id=None if request_type == "Create" else "x"))
         assert resp["Status"] == "SUCCESS", resp
         assert resp["Data"]["Status"] == (f"skipped: bot token secret {env.token_arn} still holds the "
-                                          "placeholder; store the token and redeploy")
+                                          "placeholder; store the token, then run the stack's RegisterWebhookCommand output")
     assert env.telegram_calls() == []
     logs = [json.loads(ln) for ln in capfd.readouterr().out.splitlines() if ln.startswith("{")]
     assert [log["event"] for log in logs] == ["webhook_registration"] * 3
@@ -288,6 +288,14 @@ def test_an_exception_inside_still_answers(env: Env, monkeypatch: pytest.MonkeyP
     assert resp["Status"] == "SUCCESS"
 
 
+@pytest.mark.parametrize(("request_type", "expected"), [("Create", "FAILED"), ("Delete", "SUCCESS")])
+def test_malformed_properties_still_answer(env: Env, request_type: str, expected: str) -> None:
+    event = env.event(request_type)
+    event["ResourceProperties"] = ["not", "an", "object"]
+    resp = env.invoke(event)
+    assert resp["Status"] == expected and "ResourceProperties" in resp["Reason"]
+
+
 def test_unknown_request_type_fails(env: Env) -> None:
     assert env.invoke(env.event("Frobnicate"))["Status"] == "FAILED"
 
@@ -306,6 +314,46 @@ def test_response_body_stays_small(env: Env) -> None:
     env.tg.fail_next("setWebhook", 400, description="Bad Request: " + "x" * 10_000)
     resp = env.invoke(env.event("Create"))
     assert resp["Status"] == "FAILED" and len(json.dumps(resp)) < 4096
+
+
+# -- direct invocation: {"action": "register"} after storing the token -------------------------
+@pytest.fixture
+def direct(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
+    monkeypatch.setenv("HERMES_AWS_BOT_TOKEN_SECRET_ARN", env.token_arn)
+    monkeypatch.setenv("HERMES_AWS_WEBHOOK_SECRET_ARN", env.secret_arn)
+    monkeypatch.setenv("HERMES_AWS_WEBHOOK_URL", FUNCTION_URL + "telegram")
+    monkeypatch.setenv("HERMES_AWS_ALLOWED_UPDATES", "message")
+    return env
+
+
+def test_direct_register(direct: Env) -> None:
+    skipped = wr.handler({"action": "register"}, _Ctx())
+    assert skipped["Status"] == "SUCCESS" and skipped["Data"]["Status"].startswith("skipped: bot token secret")
+    direct.store_token()
+    result = wr.handler({"action": "register"}, _Ctx())
+    assert result["Status"] == "SUCCESS", result
+    assert set(result) == {"Status", "Reason", "Data"}
+    assert direct.tg.calls_of("setWebhook")[0].params == {
+        "url": FUNCTION_URL + "telegram", "secret_token": WEBHOOK_SECRET,
+        "allowed_updates": ["message"], "drop_pending_updates": False}
+    assert direct.cfn.responses == []  # nobody to answer
+    assert_no_secrets(direct, result)
+
+
+def test_direct_unregister_reports_failures(direct: Env) -> None:
+    direct.store_token()
+    wr.handler({"action": "register"}, _Ctx())
+    direct.tg.fail_next("deleteWebhook", 400, description="Bad Request: nope")
+    failed = wr.handler({"action": "unregister"}, _Ctx())
+    assert failed["Status"] == "FAILED" and "Bad Request: nope" in failed["Reason"]
+    assert wr.handler({"action": "unregister"}, _Ctx())["Status"] == "SUCCESS"
+    assert direct.tg.webhook.url == ""
+
+
+def test_direct_unknown_action(direct: Env) -> None:
+    result = wr.handler({"action": "drop-tables"}, _Ctx())
+    assert result["Status"] == "FAILED" and "unknown action" in result["Reason"]
+    assert direct.telegram_calls() == []
 
 
 def test_registration_import_stays_light() -> None:

@@ -21,7 +21,7 @@ export function latestPythonRuntime(): lambda.Runtime {
 /** The zip code of the small handlers: only the hermes_aws package. */
 export function runtimeZipCode(): lambda.Code {
   return lambda.Code.fromAsset(RUNTIME_ASSET_DIR, {
-    exclude: ['*', '!hermes_aws', '!hermes_aws/**', '**/__pycache__', '**/*.pyc'],
+    exclude: ['*', '.*', '!hermes_aws', '!hermes_aws/**', '**/__pycache__', '**/*.pyc', '**/.*'],
   });
 }
 

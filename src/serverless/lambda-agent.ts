@@ -65,7 +65,8 @@ export interface HermesLambdaAgentProps {
 
   /**
    * Hermes settings. Toolsets that cannot work on Lambda (terminal, browser,
-   * code execution, delegation, computer use) are always off.
+   * code execution, delegation, computer use) are always off, and so is
+   * `cronjob` (Hermes's in-process scheduler does not run on Lambda).
    *
    * @default - Hermes defaults
    */
@@ -237,6 +238,8 @@ export class HermesLambdaAgent extends Construct implements iam.IGrantable {
     if (props.sessionTtl) checkInteger('HermesLambdaAgentProps.sessionTtl (in days)', props.sessionTtl.toDays({ integral: false }), 1, 3650);
 
     const key = props.encryptionKey ?? AgentEncryptionKey.of(this);
+    // The functions' log groups are encrypted by CloudWatch Logs with this key.
+    if (props.encryptionKey) AgentEncryptionKey.allowLogGroups(props.encryptionKey);
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.agentName = this.node.path;
 
@@ -293,7 +296,10 @@ export class HermesLambdaAgent extends Construct implements iam.IGrantable {
     // document goes to S3 under a content-addressed key, so a change is a new
     // key, a new environment and so a new function version.
     const document = this.hermesConfig.toDocument(this);
-    const settingsKey = `${SETTINGS_PREFIX}${this.node.addr}/${crypto.createHash('sha256').update(Stack.of(this).resolve(document)).digest('hex').slice(0, 16)}.json`;
+    // A deploy-time value (a token in baseUrl, an MCP server URL...) resolves to an intrinsic, not a string.
+    const resolvedDocument = Stack.of(this).resolve(document);
+    const documentText = typeof resolvedDocument === 'string' ? resolvedDocument : JSON.stringify(resolvedDocument);
+    const settingsKey = `${SETTINGS_PREFIX}${this.node.addr}/${crypto.createHash('sha256').update(documentText).digest('hex').slice(0, 16)}.json`;
     const settingsUpload = new s3deploy.BucketDeployment(this, 'Settings', {
       sources: [s3deploy.Source.data(settingsKey, document)],
       destinationBucket: this.knowledgeBucket.bucket,
@@ -350,7 +356,7 @@ export class HermesLambdaAgent extends Construct implements iam.IGrantable {
         HERMES_AWS_SKILLS_PREFIX: KnowledgeBucket.SKILLS_PREFIX,
         HERMES_AWS_MEMORIES_PREFIX: 'memories/',
         HERMES_AWS_TELEGRAM_BOT_TOKEN_ARN: this.telegram.botToken.secretArn,
-        HERMES_AWS_SECRET_ARNS: JSON.stringify(secretArns),
+        HERMES_AWS_SECRET_ARNS: Stack.of(this).toJsonString(secretArns),
         HERMES_AWS_MAX_RECEIVE_COUNT: String(maxReceiveCount),
         HERMES_AWS_HISTORY_MAX_MESSAGES: String(historyMaxMessages),
         ...(props.sessionTtl ? { HERMES_AWS_SESSION_TTL_DAYS: String(props.sessionTtl.toDays()) } : {}),
