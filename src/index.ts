@@ -7,3 +7,4 @@ export * from './backup-plan';
 export * from './fargate';
 export * from './access';
 export * from './serverless';
+export * from './agent-props';

@@ -1,7 +1,6 @@
 import { CfnOutput, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -10,21 +9,21 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { AgentAccess } from '../access';
 import { GatewayEgress } from './egress';
+import { HermesAgentProps } from '../agent-props';
 import { AgentBackupPlan } from '../backup-plan';
 import { AgentEncryptionKey } from '../encryption-key';
 import { KnowledgeBucket } from '../knowledge-bucket';
 import { AgentModel } from '../model';
 import { acknowledge } from '../private/acknowledge';
 import { acknowledgeWildcards } from '../private/iam-wildcards';
+import { acknowledgeDefaultPolicies, requireAccess, wireAlarms } from '../private/operations';
 import { RUNTIME_ASSET_DIR, RUNTIME_ASSET_OPTIONS, RuntimeTarget } from '../private/runtime-assets';
 import { ecsSecret } from '../private/secret-access';
 import { PropError, checkInteger } from '../private/validate';
 import { SlackSecrets } from '../secrets';
-import { HermesConfig, HermesSettings } from '../settings';
+import { HermesConfig } from '../settings';
 
 /** Where HERMES_HOME lives in the container (the EFS mount). */
 const HERMES_HOME = '/data/hermes';
@@ -49,14 +48,7 @@ const FARGATE_SIZES: { [cpu: number]: number[] } = {
 /**
  * Properties of a {@link HermesFargateGateway}.
  */
-export interface HermesFargateGatewayProps {
-  /**
-   * Who may talk to the agent: `AgentAccess.allowUsers({ slack: ['U012...'] })`
-   * or `AgentAccess.allowAll()`. Required, because Hermes ignores everyone
-   * who is not allowed and a bot that ignores everyone looks deaf.
-   */
-  readonly access: AgentAccess;
-
+export interface HermesFargateGatewayProps extends HermesAgentProps {
   /**
    * The Slack bot and app-level tokens (Socket Mode: no inbound endpoint).
    *
@@ -79,28 +71,6 @@ export interface HermesFargateGatewayProps {
    * @default - no Discord
    */
   readonly discordBotToken?: secretsmanager.ISecret;
-
-  /**
-   * The model.
-   *
-   * @default AgentModel.bedrock('us.anthropic.claude-sonnet-4-6')
-   */
-  readonly model?: AgentModel;
-
-  /**
-   * Hermes settings: identity (SOUL), project context, memory, MCP servers...
-   *
-   * @default - Hermes defaults
-   */
-  readonly settings?: HermesSettings;
-
-  /**
-   * Bucket whose `knowledge/` (mirrored, deletions included) and `projects/`
-   * (copied, never deleted) prefixes are synced into HERMES_HOME.
-   *
-   * @default - a new KnowledgeBucket
-   */
-  readonly knowledgeBucket?: KnowledgeBucket;
 
   /**
    * How often the knowledge bucket is synced after start, 1 minute to 24 hours.
@@ -186,40 +156,12 @@ export interface HermesFargateGatewayProps {
   readonly enableExecuteCommand?: boolean;
 
   /**
-   * Retention of the gateway's logs.
-   *
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-
-  /**
    * How long a chat platform (Slack, ...) may stay disconnected before the
    * health check fails and ECS replaces the task, 1-60 minutes.
    *
    * @default Duration.minutes(5)
    */
   readonly platformDownGracePeriod?: Duration;
-
-  /**
-   * SNS topic that alarms notify.
-   *
-   * @default - alarms without actions
-   */
-  readonly alarmTopic?: sns.ITopic;
-
-  /**
-   * KMS key for the file system, logs and generated secrets.
-   *
-   * @default - the stack's shared AgentEncryptionKey
-   */
-  readonly encryptionKey?: kms.IKey;
-
-  /**
-   * What happens to the file system (the agent's memory) when it leaves the stack.
-   *
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
 
   /**
    * Extra CA certificate (PEM) trusted by the image build (pip) and at run
@@ -229,12 +171,6 @@ export interface HermesFargateGatewayProps {
    */
   readonly caCertificatePem?: string;
 
-  /**
-   * Back the file system up daily with the stack's shared AWS Backup plan.
-   *
-   * @default true
-   */
-  readonly backup?: boolean;
 }
 
 /**
@@ -290,9 +226,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
 
   constructor(scope: Construct, id: string, props: HermesFargateGatewayProps) {
     super(scope, id);
-    if (!props || !props.access) {
-      throw new PropError('HermesFargateGatewayProps.access', 'is required: choose AgentAccess.allowUsers({...}) or AgentAccess.allowAll()');
-    }
+    requireAccess(props, 'HermesFargateGatewayProps', '{...}');
     validateProps(props);
 
     const key = props.encryptionKey ?? AgentEncryptionKey.of(this);
@@ -494,9 +428,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       'Task and execution roles: object-level S3 read under the knowledge/ and projects/ prefixes (s3:GetObject*/List* on prefix/*), ' +
       'KMS data-key actions on the agent key, the Bedrock foundation model in the regions its inference profile routes to, ' +
       'and the ECS Exec / log actions ECS requires on "*".');
-    acknowledge(this.taskDefinition,
-      'CDK grants add least-privilege statements to the roles\' default policies (AWS::IAM::Policy); no broad inline policy is written.',
-      'NIST.800.53.R5-IAMNoInlinePolicy', 'HIPAA.Security-IAMNoInlinePolicy');
+    acknowledgeDefaultPolicies(this.taskDefinition, 'task and execution roles');
 
     // --- Operations --------------------------------------------------------------
     this.addLogMetrics();
@@ -520,16 +452,7 @@ export class HermesFargateGateway extends Construct implements ec2.IConnectable,
       datapointsToAlarm: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    if (props.alarmTopic) {
-      for (const alarm of [this.noTaskRunningAlarm, this.unhealthyAlarm]) {
-        alarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
-        alarm.addOkAction(new cwActions.SnsAction(props.alarmTopic));
-      }
-    } else {
-      acknowledge(this,
-        'Alarms without actions: pass HermesFargateGatewayProps.alarmTopic to notify someone.',
-        'NIST.800.53.R5-CloudWatchAlarmAction', 'HIPAA.Security-CloudWatchAlarmAction');
-    }
+    wireAlarms(this, [this.noTaskRunningAlarm, this.unhealthyAlarm], props.alarmTopic, 'HermesFargateGatewayProps');
 
     new CfnOutput(this, 'ClusterName', { value: this.cluster.clusterName, description: 'ECS cluster of the Hermes gateway' });
     new CfnOutput(this, 'ServiceName', { value: this.service.serviceName, description: 'ECS service of the Hermes gateway' });

@@ -2,7 +2,6 @@ import * as crypto from 'crypto';
 import { CfnOutput, CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -10,10 +9,10 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { AgentAccess } from '../access';
+import { HermesAgentProps } from '../agent-props';
 import { AgentBackupPlan } from '../backup-plan';
 import { AgentEncryptionKey } from '../encryption-key';
 import { KnowledgeBucket } from '../knowledge-bucket';
@@ -22,11 +21,12 @@ import { acknowledge } from '../private/acknowledge';
 import { acknowledgeBucketDeploymentHandler } from '../private/bucket-deployment';
 import { acknowledgeWildcards } from '../private/iam-wildcards';
 import { FunctionRole, functionDefaults, latestPythonRuntime, runtimeZipCode } from '../private/lambda';
+import { acknowledgeDefaultPolicies, requireAccess, wireAlarms } from '../private/operations';
 import { RUNTIME_ASSET_DIR, RUNTIME_ASSET_OPTIONS, RuntimeTarget } from '../private/runtime-assets';
 import { grantSecretRead } from '../private/secret-access';
 import { PropError, checkInteger } from '../private/validate';
 import { TelegramSecrets } from '../secrets';
-import { HermesConfig, HermesSettings } from '../settings';
+import { HermesConfig } from '../settings';
 
 /** Metric namespace of the serverless runtime's embedded metrics. */
 const METRIC_NAMESPACE = 'HermesAgent/Serverless';
@@ -42,42 +42,13 @@ const TELEGRAM_UPDATES = ['message'];
 /**
  * Properties of a {@link HermesLambdaAgent}.
  */
-export interface HermesLambdaAgentProps {
-  /**
-   * Who may talk to the agent: `AgentAccess.allowUsers({ telegram: ['123456789'] })`
-   * or `AgentAccess.allowAll()`. Required: Hermes-style deny-by-default looks like a deaf bot.
-   */
-  readonly access: AgentAccess;
-
+export interface HermesLambdaAgentProps extends HermesAgentProps {
   /**
    * The Telegram bot token and generated webhook secret.
    *
    * @default - a new TelegramSecrets (placeholder bot token to fill in)
    */
   readonly telegram?: TelegramSecrets;
-
-  /**
-   * The model.
-   *
-   * @default AgentModel.bedrock('us.anthropic.claude-sonnet-4-6')
-   */
-  readonly model?: AgentModel;
-
-  /**
-   * Hermes settings. Toolsets that cannot work on Lambda (terminal, browser,
-   * code execution, delegation, computer use) are always off, and so is
-   * `cronjob` (Hermes's in-process scheduler does not run on Lambda).
-   *
-   * @default - Hermes defaults
-   */
-  readonly settings?: HermesSettings;
-
-  /**
-   * Bucket for the agent's `skills/` and `memories/` (and its rendered settings).
-   *
-   * @default - a new KnowledgeBucket
-   */
-  readonly knowledgeBucket?: KnowledgeBucket;
 
   /**
    * Delete a chat's conversation after this long without a message
@@ -126,13 +97,6 @@ export interface HermesLambdaAgentProps {
   readonly workerReservedConcurrency?: number;
 
   /**
-   * Retention of the functions' logs.
-   *
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-
-  /**
    * Register the Function URL with Telegram (`setWebhook`) on deploy and
    * remove it (`deleteWebhook`) on delete.
    *
@@ -140,34 +104,6 @@ export interface HermesLambdaAgentProps {
    */
   readonly registerWebhook?: boolean;
 
-  /**
-   * SNS topic that alarms notify.
-   *
-   * @default - alarms without actions
-   */
-  readonly alarmTopic?: sns.ITopic;
-
-  /**
-   * KMS key for the table, queues, logs and created secrets.
-   *
-   * @default - the stack's shared AgentEncryptionKey
-   */
-  readonly encryptionKey?: kms.IKey;
-
-  /**
-   * What happens to the sessions table when it leaves the stack.
-   *
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
-
-  /**
-   * Back the sessions table up daily with the stack's shared AWS Backup plan
-   * (on top of point-in-time recovery).
-   *
-   * @default true
-   */
-  readonly backup?: boolean;
 }
 
 /**
@@ -218,9 +154,7 @@ export class HermesLambdaAgent extends Construct implements iam.IGrantable {
 
   constructor(scope: Construct, id: string, props: HermesLambdaAgentProps) {
     super(scope, id);
-    if (!props || !props.access) {
-      throw new PropError('HermesLambdaAgentProps.access', 'is required: choose AgentAccess.allowUsers({ telegram: [...] }) or AgentAccess.allowAll()');
-    }
+    requireAccess(props, 'HermesLambdaAgentProps', '{ telegram: [...] }');
     for (const platform of props.access._platforms()) {
       if (platform !== 'telegram') {
         throw new PropError('HermesLambdaAgentProps.access', `allows ${platform} users, but this agent only answers on Telegram`);
@@ -400,9 +334,7 @@ export class HermesLambdaAgent extends Construct implements iam.IGrantable {
     acknowledgeWildcards(this,
       'Function roles: object-level S3 access under the agent\'s skills/, memories/ and settings keys, KMS data-key actions on the agent key, ' +
       'the Bedrock foundation model in the regions its inference profile routes to, and X-Ray trace upload (no resource-level permissions).');
-    acknowledge(this,
-      'CDK grants add least-privilege statements to the function roles\' default policies (AWS::IAM::Policy); no broad inline policy is written.',
-      'NIST.800.53.R5-IAMNoInlinePolicy', 'HIPAA.Security-IAMNoInlinePolicy');
+    acknowledgeDefaultPolicies(this, 'function roles');
 
     // --- Operations ------------------------------------------------------------------
     this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
@@ -437,16 +369,7 @@ export class HermesLambdaAgent extends Construct implements iam.IGrantable {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    const alarms = [this.deadLetterAlarm, this.workerErrorsAlarm, this.queueAgeAlarm, this.rejectedWebhooksAlarm];
-    if (props.alarmTopic) {
-      for (const alarm of alarms) {
-        alarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
-        alarm.addOkAction(new cwActions.SnsAction(props.alarmTopic));
-      }
-    } else {
-      acknowledge(this, 'Alarms without actions: pass HermesLambdaAgentProps.alarmTopic to notify someone.',
-        'NIST.800.53.R5-CloudWatchAlarmAction', 'HIPAA.Security-CloudWatchAlarmAction');
-    }
+    wireAlarms(this, [this.deadLetterAlarm, this.workerErrorsAlarm, this.queueAgeAlarm, this.rejectedWebhooksAlarm], props.alarmTopic, 'HermesLambdaAgentProps');
 
     new CfnOutput(this, 'WebhookUrl', { value: `${this.functionUrl.url}telegram`, description: 'Telegram webhook URL of the Hermes agent' });
   }
