@@ -9,11 +9,11 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as cxapi from 'aws-cdk-lib/cx-api';
-import { IConstruct } from 'constructs';
 import {
   AgentEncryptionKey, AgentModel, AgentAccess, GatewayEgress, HermesFargateGateway, HermesFargateGatewayProps,
   KnowledgeBucket, McpServer, SecretPlaceholder, SlackSecrets,
 } from '../src';
+import { lazyTemplate, lid, resourcesOf } from './util';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
 /** Logical id of the stack's shared key (construct id `HermesAgentKey` directly under the stack). */
@@ -47,20 +47,6 @@ function build(id: string, props: Partial<HermesFargateGatewayProps> = {}, setup
   return { stack, gateway, template: lazyTemplate(stack) };
 }
 
-function lazyTemplate(stack: Stack): () => Template {
-  let template: Template | undefined;
-  return () => (template ??= Template.fromStack(stack));
-}
-
-/** Logical id of an L2 construct's resource (or of an L1). */
-function lid(construct: IConstruct): string {
-  const element = (construct instanceof CfnElement ? construct : construct.node.defaultChild) as CfnElement;
-  return Stack.of(construct).getLogicalId(element);
-}
-
-function resourcesOf(template: Template, type: string): Array<{ id: string; props: any; resource: any }> {
-  return Object.entries(template.findResources(type)).map(([id, resource]) => ({ id, props: resource.Properties ?? {}, resource }));
-}
 
 /** The one container definition of the one task definition of the template. */
 function container(template: Template): any {

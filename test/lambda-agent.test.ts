@@ -1,7 +1,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { App, CfnElement, CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -13,6 +13,7 @@ import {
   AgentAccess, AgentEncryptionKey, AgentModel, HermesLambdaAgent, HermesLambdaAgentProps, HermesSettings, KnowledgeBucket,
   McpServer, SecretPlaceholder, TelegramSecrets,
 } from '../src';
+import { lazyTemplate, lid, resourcesOf } from './util';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
 /** Logical id of the stack's shared key (construct id `HermesAgentKey` directly under the stack). */
@@ -47,20 +48,6 @@ function build(id: string, props: Partial<HermesLambdaAgentProps> = {}, setup?: 
   return { stack, agent, template: lazyTemplate(stack) };
 }
 
-function lazyTemplate(stack: Stack): () => Template {
-  let template: Template | undefined;
-  return () => (template ??= Template.fromStack(stack));
-}
-
-/** Logical id of an L2 construct's resource (or of an L1). */
-function lid(construct: IConstruct): string {
-  const element = (construct instanceof CfnElement ? construct : construct.node.defaultChild) as CfnElement;
-  return Stack.of(construct).getLogicalId(element);
-}
-
-function resourcesOf(template: Template, type: string): Array<{ id: string; props: any; resource: any }> {
-  return Object.entries(template.findResources(type)).map(([id, r]) => ({ id, props: r.Properties ?? {}, resource: r }));
-}
 
 function resource(built: Built, construct: IConstruct): any {
   const r = built.template().toJSON().Resources[lid(construct)];
