@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -59,3 +61,27 @@ def emit(event: str, /, out: TextIO | None = None, **fields: Any) -> dict[str, A
             written = os.write(1, data)
             data = data[written:]
     return json.loads(line)
+
+
+def emf_fields(
+    namespace: str, dimensions: Mapping[str, str], metrics: Mapping[str, tuple[float, str]],
+) -> dict[str, Any]:
+    """Fields that make an event line a CloudWatch embedded-metric-format (EMF) record.
+
+    ``metrics`` maps metric name -> ``(value, unit)``; every metric is published
+    in ``namespace`` with the one dimension set ``dimensions`` (name -> value).
+    Returns ``{"_aws": {...}, **dimensions, **metric values}`` to merge into an
+    :func:`emit` call.
+    """
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [list(dimensions)],
+                "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+            }],
+        },
+        **dimensions,
+        **{name: value for name, (value, _) in metrics.items()},
+    }

@@ -62,7 +62,6 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_aws.events import emit, short
+from hermes_aws.fsutil import atomic_write
 from hermes_aws.placeholders import describe as describe_placeholders
 from hermes_aws.placeholders import find_placeholders
 
@@ -281,14 +281,8 @@ class _StateFile:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         try:
             if exc_type is None:
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as f:
-                        json.dump({"version": 1, "down_since": self.data}, f)
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
+                payload = json.dumps({"version": 1, "down_since": self.data}).encode("utf-8")
+                atomic_write(self.path, payload, suffix="", fsync=False)
         finally:
             if self.lock_fd is not None:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_UN)

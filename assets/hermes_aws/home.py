@@ -51,13 +51,14 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hermes_aws.fsutil import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -283,22 +284,8 @@ def _sync_file(path: Path, content: str | None, result: PreparedHome) -> None:
             return
     except FileNotFoundError:
         pass
-    _atomic_write(path, data)
+    atomic_write(path, data, mode=FILE_MODE)
     result.written.append(path)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _optional_str(data: Mapping[str, Any], key: str, source: str) -> str | None:

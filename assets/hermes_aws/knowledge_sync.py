@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hermes_aws.events import emit, short
+from hermes_aws.fsutil import atomic_write, atomic_writer, safe_parent
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def relative_path(key: str, prefix: str) -> str | None:
 def download(s3: Any, bucket: str, key: str, root: Path, rel: str, *, replace_links: bool) -> dict[str, Any]:
     """Download ``key`` to ``root/rel`` atomically; return its manifest entry."""
     parts = rel.split("/")
-    parent = _safe_parent(root, parts[:-1], replace_links=replace_links)
+    parent = safe_parent(root, parts[:-1], replace_links=replace_links)
     path = parent / parts[-1]
     try:
         st = os.lstat(path)
@@ -282,27 +283,18 @@ def download(s3: Any, bucket: str, key: str, root: Path, rel: str, *, replace_li
 
     resp = s3.get_object(Bucket=bucket, Key=key)
     body = resp["Body"]
+    modified = resp.get("LastModified")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=parent)
-        try:
-            size = 0
-            with os.fdopen(fd, "wb") as f:
-                for chunk in body.iter_chunks(_CHUNK):
-                    f.write(chunk)
-                    size += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+        size = 0
+        # The rename replaces a symlink at ``path`` itself, never its target.
+        with atomic_writer(path, prefix=TMP_PREFIX, suffix=TMP_SUFFIX,
+                           mtime=None if modified is None else modified.timestamp()) as f:
+            for chunk in body.iter_chunks(_CHUNK):
+                f.write(chunk)
+                size += len(chunk)
             expected = resp.get("ContentLength")
             if expected is not None and size != expected:
                 raise OSError(errno.EIO, f"short read: got {size} of {expected} bytes")
-            modified = resp.get("LastModified")
-            if modified is not None:
-                ts = modified.timestamp()
-                os.utime(tmp, (ts, ts))
-            os.replace(tmp, path)  # replaces a symlink itself, never its target
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     finally:
         body.close()
     local = os.lstat(path)
@@ -360,13 +352,21 @@ def describe_error(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- state
 
 
-def load_manifest(path: Path, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+def load_manifest(
+    path: Path, bucket: str, prefix: str, *, what: str = "knowledge sync",
+) -> dict[str, dict[str, Any]]:
+    """The file entries of the manifest at ``path``.
+
+    Empty when the manifest is missing, unreadable (logged, prefixed ``what``)
+    or written for another bucket, prefix or format version. Also used by
+    :mod:`hermes_aws.workspace`, whose manifests have the same envelope.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        logger.warning("knowledge sync: ignoring unreadable manifest %s: %s", path, exc)
+        logger.warning("%s: ignoring unreadable manifest %s: %s", what, path, exc)
         return {}
     if (
         not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION
@@ -377,22 +377,16 @@ def load_manifest(path: Path, bucket: str, prefix: str) -> dict[str, dict[str, A
     return {k: v for k, v in data["files"].items() if isinstance(v, dict)}
 
 
-def save_manifest(path: Path, bucket: str, prefix: str, files: Mapping[str, Any]) -> None:
+def save_manifest(
+    path: Path, bucket: str, prefix: str, files: Mapping[str, Any], *, fsync: bool = True,
+) -> None:
+    """Write the manifest atomically (``fsync=False`` for state that may be lost, e.g. in ``/tmp``)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     payload = json.dumps(
         {"version": MANIFEST_VERSION, "bucket": bucket, "prefix": prefix, "files": dict(files)},
         sort_keys=True,
     ).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, payload, suffix=TMP_SUFFIX, fsync=fsync)
 
 
 def _is_unchanged(path: Path, entry: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
@@ -407,26 +401,6 @@ def _is_unchanged(path: Path, entry: Mapping[str, Any], obj: Mapping[str, Any]) 
         and st.st_size == entry.get("size")
         and st.st_mtime_ns == entry.get("mtime_ns")
     )
-
-
-def _safe_parent(root: Path, dirs: list[str], *, replace_links: bool) -> Path:
-    """Create ``root/dirs...`` without following symlinks; return it."""
-    current = root
-    for part in dirs:
-        current = current / part
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            current.mkdir(mode=0o700)
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            continue
-        if not replace_links:
-            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
-            raise OSError(errno.ENOTDIR, f"{current} is {kind}; not writing through it")
-        current.unlink()  # the mirror owns this tree: a link or file here is stale
-        current.mkdir(mode=0o700)
-    return current
 
 
 class _sync_lock:

@@ -299,7 +299,6 @@ _STATUS_TEXT = {
 
 def _emit(result: _Result, log: dict[str, Any], context: Any, started: float) -> None:
     agent = os.environ.get(AGENT_NAME_ENV, "").strip() or "default"
-    metrics = {name: int(outcome == result.outcome) for outcome, name in METRICS.items()}
     fields: dict[str, Any] = {
         "outcome": result.outcome,
         "reason": events.short(result.reason, 200),
@@ -311,16 +310,9 @@ def _emit(result: _Result, log: dict[str, Any], context: Any, started: float) ->
     request_id = getattr(context, "aws_request_id", None)
     if request_id:
         fields["request_id"] = str(request_id)
-    fields["_aws"] = {
-        "Timestamp": int(time.time() * 1000),
-        "CloudWatchMetrics": [{
-            "Namespace": METRIC_NAMESPACE,
-            "Dimensions": [["Agent"]],
-            "Metrics": [{"Name": name, "Unit": "Count"} for name in METRICS.values()],
-        }],
-    }
-    fields["Agent"] = agent
-    fields.update(metrics)
+    fields.update(events.emf_fields(METRIC_NAMESPACE, {"Agent": agent}, {
+        name: (int(outcome == result.outcome), "Count") for outcome, name in METRICS.items()
+    }))
     try:
         events.emit(EVENT, **fields)
     except Exception:  # logging must never turn an answer into an error

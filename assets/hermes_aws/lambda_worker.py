@@ -607,24 +607,12 @@ def _emit_turn(rt: Runtime, fields: dict[str, Any], started: float, usage: Mappi
         **fields, "agent": rt.agent_name, "duration_ms": duration,
         "input_tokens": input_tokens, "output_tokens": output_tokens,
         "api_calls": int(usage.get("api_calls") or 0),
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [["Agent"]],
-                "Metrics": [
-                    {"Name": "TurnDuration", "Unit": "Milliseconds"},
-                    {"Name": "TurnErrors", "Unit": "Count"},
-                    {"Name": "InputTokens", "Unit": "Count"},
-                    {"Name": "OutputTokens", "Unit": "Count"},
-                ],
-            }],
-        },
-        "Agent": rt.agent_name,
-        "TurnDuration": duration,
-        "TurnErrors": int(error),
-        "InputTokens": input_tokens,
-        "OutputTokens": output_tokens,
+        **events.emf_fields(METRIC_NAMESPACE, {"Agent": rt.agent_name}, {
+            "TurnDuration": (duration, "Milliseconds"),
+            "TurnErrors": (int(error), "Count"),
+            "InputTokens": (input_tokens, "Count"),
+            "OutputTokens": (output_tokens, "Count"),
+        }),
     }
     try:
         events.emit("turn", **record)

@@ -375,28 +375,10 @@ class SessionStore:
             if truncated:
                 logger.warning("session %s: a %s message was truncated to fit DynamoDB", key, m.get("role"))
             encoded.append((str(m.get("role") or ""), text))
-        remaining = encoded
-        attempts = 0
-        while True:
-            if meta is None:
-                meta = self.current(key)
-            chunk = _take_chunk(remaining, reserve=len(also))
-            last = len(chunk) == len(remaining)
-            try:
-                meta = self._write_chunk(meta, session_id, chunk, new_session_id=None,
-                                         also=also if last else ())
-            except _TransactionConflict:
-                attempts += 1
-                if attempts >= MAX_APPEND_ATTEMPTS:
-                    raise SessionConflict(
-                        f"could not append to {key} after {attempts} attempts: META kept changing"
-                    ) from None
-                logger.info("session %s: concurrent write, re-reading META (attempt %d)", key, attempts)
-                meta = None
-                continue
-            remaining = remaining[len(chunk):]
-            if last:
-                return meta
+        return self._write_parts(
+            key, session_id, encoded, meta=meta, also=also, new_session_id=None,
+            failure=lambda n: f"could not append to {key} after {n} attempts: META kept changing",
+        )
 
     def replace_session(
         self, key: str, messages: Sequence[Mapping[str, Any]], *, session_id: str | None = None,
@@ -409,25 +391,42 @@ class SessionStore:
         """
         encoded = [(str(m.get("role") or ""), encode_message(m)[0]) for m in messages]
         session_id = session_id or new_session_id()
-        meta: SessionMeta | None = None
-        attempts = 0
-        first = True
+        return self._write_parts(
+            key, session_id, encoded, meta=None, also=also, new_session_id=session_id,
+            failure=lambda n: f"could not replace the session of {key}",
+        )
+
+    def _write_parts(
+        self, key: str, session_id: str, encoded: Sequence[tuple[str, str]], *,
+        meta: SessionMeta | None, also: Sequence[Mapping[str, Any]], new_session_id: str | None,
+        failure: Callable[[int], str],
+    ) -> SessionMeta:
+        """Write ``encoded`` messages in transaction-sized parts; return META after the last part.
+
+        ``new_session_id`` (if any) is switched to by the first part written, ``also``
+        is written with the last. A part whose META condition fails (another writer
+        got there first) is retried after re-reading META; after
+        ``MAX_APPEND_ATTEMPTS`` conflicts in all, :class:`SessionConflict` is raised
+        with ``failure(attempts)`` as its message.
+        """
         remaining = encoded
+        attempts = 0
         while True:
             if meta is None:
                 meta = self.current(key)
             chunk = _take_chunk(remaining, reserve=len(also))
             last = len(chunk) == len(remaining)
             try:
-                meta = self._write_chunk(meta, session_id, chunk, new_session_id=session_id if first else None,
+                meta = self._write_chunk(meta, session_id, chunk, new_session_id=new_session_id,
                                          also=also if last else ())
             except _TransactionConflict:
                 attempts += 1
                 if attempts >= MAX_APPEND_ATTEMPTS:
-                    raise SessionConflict(f"could not replace the session of {key}") from None
+                    raise SessionConflict(failure(attempts)) from None
+                logger.info("session %s: concurrent write, re-reading META (attempt %d)", key, attempts)
                 meta = None
                 continue
-            first = False
+            new_session_id = None  # only the first part starts the session
             remaining = remaining[len(chunk):]
             if last:
                 return meta

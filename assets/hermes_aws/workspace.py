@@ -47,12 +47,10 @@ Every pull/push logs one ``{"event": "workspace_sync", ...}`` line.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import mimetypes
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,7 +58,10 @@ from pathlib import Path
 from typing import Any
 
 from hermes_aws.events import emit, short
-from hermes_aws.knowledge_sync import UnsafeKey, describe_error, list_objects, relative_path
+from hermes_aws.fsutil import atomic_writer, safe_parent
+from hermes_aws.knowledge_sync import (
+    UnsafeKey, describe_error, list_objects, load_manifest, relative_path, save_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,6 @@ MEMORIES_PREFIX_ENV = "HERMES_AWS_MEMORIES_PREFIX"
 DEFAULT_SKILLS_PREFIX = "skills/"
 DEFAULT_MEMORIES_PREFIX = "memories/"
 STATE_DIR = ".hermes-aws"
-MANIFEST_VERSION = 1
 TMP_PREFIX = ".hermes-ws-"
 IGNORED_NAMES = frozenset({"__pycache__"})
 IGNORED_SUFFIXES = (".lock", ".tmp", ".pyc")
@@ -166,25 +166,10 @@ class Workspace:
         return self.home / STATE_DIR / f"workspace-{area.name}.json"
 
     def _load_manifest(self, area: Area) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self._manifest_path(area).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            logger.warning("workspace: ignoring unreadable manifest: %s", exc)
-            return {}
-        if (not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION
-                or data.get("bucket") != self.bucket or data.get("prefix") != area.prefix
-                or not isinstance(data.get("files"), dict)):
-            return {}
-        return {k: v for k, v in data["files"].items() if isinstance(v, dict)}
+        return load_manifest(self._manifest_path(area), self.bucket, area.prefix, what="workspace")
 
     def _save_manifest(self, area: Area, files: Mapping[str, Any]) -> None:
-        path = self._manifest_path(area)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        payload = json.dumps({"version": MANIFEST_VERSION, "bucket": self.bucket, "prefix": area.prefix,
-                              "files": dict(files)}, sort_keys=True).encode("utf-8")
-        _atomic_write(path, payload)
+        save_manifest(self._manifest_path(area), self.bucket, area.prefix, files, fsync=False)
 
     # -- pull ----------------------------------------------------------------
     def pull(self) -> SyncReport:
@@ -250,26 +235,19 @@ class Workspace:
 
     def _download(self, key: str, root: Path, rel: str) -> dict[str, Any]:
         parts = rel.split("/")
-        parent = _safe_parent(root, parts[:-1])
-        path = parent / parts[-1]
+        path = safe_parent(root, parts[:-1]) / parts[-1]
         resp = self.s3.get_object(Bucket=self.bucket, Key=key)
         body = resp["Body"]
         digest = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=parent)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_writer(path, mode=0o600, prefix=TMP_PREFIX, suffix="", fsync=False) as f:
                 for chunk in body.iter_chunks(_CHUNK):
                     f.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
-            os.chmod(tmp, 0o600)
-            if path.is_symlink() or path.is_dir():
-                raise OSError(f"{path} is a symlink or directory locally; not replacing it")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+                if path.is_symlink() or path.is_dir():
+                    raise OSError(f"{path} is a symlink or directory locally; not replacing it")
         finally:
             body.close()
         return {"etag": resp.get("ETag"), "sha256": digest.hexdigest(), "size": size}
@@ -382,20 +360,6 @@ def _sha256_or_none(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _safe_parent(root: Path, dirs: list[str]) -> Path:
-    current = root
-    for part in dirs:
-        current = current / part
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            current.mkdir(mode=0o700)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            raise OSError(f"{current} is not a directory; not writing through it")
-    return current
-
-
 def _remove_empty_parents(directory: Path, root: Path) -> None:
     while directory != root and root in directory.parents:
         try:
@@ -403,17 +367,6 @@ def _remove_empty_parents(directory: Path, root: Path) -> None:
         except OSError:
             return
         directory = directory.parent
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _content_type(rel: str) -> str:

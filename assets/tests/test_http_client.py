@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from collections import deque
 from collections.abc import Iterator
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from hermes_aws.channels.http import HttpClient, HttpRequestError, redact_url
+from stubs.loopback import LoopbackServer, QuietHandler
 
 TOKEN = "987654:SECRET-token_value"
 
@@ -35,7 +34,7 @@ class FakeTime:
         self.now += seconds
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Loopback server answering queued (status, body, headers); then 200 {"ok": true}."""
 
     def __init__(self) -> None:
@@ -43,10 +42,7 @@ class ScriptedServer:
         self.requests: list[dict[str, Any]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _any(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 server.requests.append({"method": self.command, "path": self.path,
@@ -63,24 +59,17 @@ class ScriptedServer:
 
             do_GET = do_POST = do_PUT = _any
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        super().__init__(Handler, "scripted-server")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.origin
 
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    s = ScriptedServer()
-    yield s
-    s.close()
+    with ScriptedServer() as s:
+        yield s
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hermes_aws import knowledge_sync as ks
+from stubs.loopback import LoopbackServer, QuietHandler
 
 BUCKET = "team-knowledge"
 
@@ -301,31 +301,18 @@ def test_missing_bucket_is_logged_and_leaves_the_mirror_alone(s3: Any, tmp_path:
     assert tree(home / "knowledge") == {"a.md": "A"}  # a failed listing never deletes
 
 
-class _DenyAll(BaseHTTPRequestHandler):
+class _DenyAll(QuietHandler):
     BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
             b"<Message>Access Denied</Message><RequestId>R</RequestId></Error>")
 
     def do_GET(self) -> None:  # noqa: N802
-        self.send_response(403)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(self.BODY)))
-        self.end_headers()
-        self.wfile.write(self.BODY)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.send_bytes(403, self.BODY, content_type="application/xml")
 
 
 @pytest.fixture
 def deny_all_endpoint(aws_env: str, loopback_only: list[str]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DenyAll)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(_DenyAll, "deny-all") as server:
+        yield server.origin
 
 
 def test_access_denied_is_logged(deny_all_endpoint: str, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -20,13 +19,14 @@ import pytest
 
 from hermes_aws import webhook_registration as wr
 from hermes_aws.placeholders import PLACEHOLDER
+from stubs.loopback import LoopbackServer, QuietHandler
 from stubs.telegram_server import StubTelegramServer
 
 WEBHOOK_SECRET = "Gen3rated0WebhookSecretValue0123456789abcdefABCDEF0123456789xyzw"
 FUNCTION_URL = "https://abcdefghij.lambda-url.us-east-1.on.aws/"
 
 
-class CfnResponseServer:
+class CfnResponseServer(LoopbackServer):
     """Stands in for the pre-signed S3 URL CloudFormation waits on."""
 
     def __init__(self) -> None:
@@ -36,10 +36,7 @@ class CfnResponseServer:
         self._cond = threading.Condition()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_PUT(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
@@ -55,18 +52,11 @@ class CfnResponseServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        super().__init__(Handler, "cfn-response")
 
     @property
     def url(self) -> str:
-        port = self.httpd.server_address[1]
-        return f"http://127.0.0.1:{port}/cfn-response?X-Amz-Signature=sig&X-Amz-Credential=cred"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return f"{self.origin}/cfn-response?X-Amz-Signature=sig&X-Amz-Credential=cred"
 
 
 @dataclass
@@ -117,9 +107,8 @@ def env(aws_env: str, stub_telegram: StubTelegramServer, monkeypatch: pytest.Mon
     sm = boto3.client("secretsmanager")
     token_arn = sm.create_secret(Name="hermes/telegram-bot-token", SecretString=PLACEHOLDER)["ARN"]
     secret_arn = sm.create_secret(Name="hermes/telegram-webhook", SecretString=WEBHOOK_SECRET)["ARN"]
-    cfn = CfnResponseServer()
-    yield Env(cfn, stub_telegram, sm, token_arn, secret_arn)
-    cfn.close()
+    with CfnResponseServer() as cfn:
+        yield Env(cfn, stub_telegram, sm, token_arn, secret_arn)
 
 
 def assert_no_secrets(env: Env, response: dict[str, Any]) -> None:

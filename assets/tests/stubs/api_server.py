@@ -14,11 +14,11 @@ including its Bearer-key check and 401 body::
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from stubs.loopback import LoopbackServer, QuietHandler
 
 _UNAUTHORIZED = {"error": {"message": "Invalid API key", "type": "invalid_request_error", "code": "invalid_api_key"}}
 
@@ -74,7 +74,7 @@ def health_payload(
     }
 
 
-class StubApiServer:
+class StubApiServer(LoopbackServer):
     def __init__(self, key: str) -> None:
         self.key = key
         self.payload: dict[str, Any] = health_payload()
@@ -83,7 +83,7 @@ class StubApiServer:
         self.requests: list[tuple[str, str | None]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 auth = self.headers.get("Authorization")
                 stub.requests.append((self.path, auth))
@@ -96,28 +96,13 @@ class StubApiServer:
                 return self._send(stub.status or 200, stub.payload)
 
             def _send(self, status: int, body: Any) -> None:
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body, content_type="application/json; charset=utf-8")
 
-            def log_message(self, *args: Any) -> None:
-                pass
+        super().__init__(Handler, "stub-api")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    @property
+    def server(self) -> ThreadingHTTPServer:
+        return self._httpd
 
     def set(self, gateway_state: str | None = "running", platforms: dict[str, Any] | None = None, **kw: Any) -> None:
         self.payload = health_payload(gateway_state, platforms, **kw)
-
-    def __enter__(self) -> StubApiServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

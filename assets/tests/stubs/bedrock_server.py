@@ -32,9 +32,10 @@ import threading
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from stubs.loopback import LoopbackServer, QuietHandler
 from stubs.model_server import DEFAULT_PREFIX, HttpError, Reply, ScriptItem, _normalize
 
 
@@ -80,39 +81,18 @@ def last_user_text(body: Any) -> str:
     return ""
 
 
-class StubBedrockServer:
+class StubBedrockServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.invocations: list[Invocation] = []
         self.other_requests: list[tuple[str, str]] = []
         self._queue: deque[ScriptItem] = deque()
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(_make_handler(self), "stub-bedrock", host, port)
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> StubBedrockServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="stub-bedrock",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> StubBedrockServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.origin
 
     def script(self, *items: ScriptItem) -> None:
         with self._lock:
@@ -148,22 +128,11 @@ def _content_blocks(stub: StubBedrockServer, reply: Reply) -> list[dict[str, Any
 
 
 def _make_handler(stub: StubBedrockServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         server_version = "StubBedrock/1"
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
         def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", f"stub-{next(stub._ids)}")
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(status, payload, {"x-amzn-RequestId": f"stub-{next(stub._ids)}", **(headers or {})})
 
         def do_GET(self) -> None:
             with stub._lock:
@@ -247,12 +216,8 @@ def _make_handler(stub: StubBedrockServer) -> type[BaseHTTPRequestHandler]:
                 "inputTokenCount": prompt, "outputTokenCount": completion,
                 "invocationLatency": 1, "firstByteLatency": 1}})
             data = b"".join(chunk_event(e) for e in events)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/vnd.amazon.eventstream")
-            self.send_header("x-amzn-RequestId", f"stub-{next(stub._ids)}")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_bytes(200, data, content_type="application/vnd.amazon.eventstream",
+                            headers={"x-amzn-RequestId": f"stub-{next(stub._ids)}"})
             self.wfile.flush()
 
     return Handler

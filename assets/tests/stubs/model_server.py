@@ -24,8 +24,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
+
+from stubs.loopback import LoopbackServer, QuietHandler
 
 DEFAULT_PREFIX = "stub-reply: "
 
@@ -99,7 +101,7 @@ def _normalize(item: Any, body: dict) -> Reply | HttpError:
     raise TypeError(f"cannot script {item!r}")
 
 
-class StubModelServer:
+class StubModelServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, model: str = "stub-model",
                  context_length: int = 131072) -> None:
         self.model = model
@@ -108,33 +110,11 @@ class StubModelServer:
         self._queue: deque[ScriptItem] = deque()
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(_make_handler(self), "stub-model", host, port)
 
-    # -- lifecycle ---------------------------------------------------------
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> StubModelServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="stub-model",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> StubModelServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"{self.origin}/v1"
 
     # -- scripting & inspection -------------------------------------------
     def script(self, *items: ScriptItem) -> None:
@@ -184,11 +164,8 @@ def _usage(body: dict, reply: Reply) -> dict[str, int]:
 
 
 def _make_handler(stub: StubModelServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         server_version = "StubModel/1"
-
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
 
         def _read_body(self) -> Any:
             n = int(self.headers.get("Content-Length") or 0)
@@ -200,40 +177,30 @@ def _make_handler(stub: StubModelServer) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 return raw
 
-        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
         def do_GET(self) -> None:
             rec = RecordedRequest("GET", self.path, dict(self.headers), None)
             stub._record(rec)
             if self.path.rstrip("/").endswith("/models"):
-                self._send_json(200, {"object": "list", "data": [{
+                self.send_json(200, {"object": "list", "data": [{
                     "id": stub.model, "object": "model", "created": 0, "owned_by": "stub",
                     "context_length": stub.context_length,
                 }]})
             else:
-                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
         def do_POST(self) -> None:
             body = self._read_body()
             rec = RecordedRequest("POST", self.path, dict(self.headers), body)
             if not self.path.rstrip("/").endswith("/chat/completions") or not isinstance(body, dict):
                 stub._record(rec)
-                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
             reply = stub._next_reply(body)
             rec.reply = reply
             stub._record(rec)
             if isinstance(reply, HttpError):
                 headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else {}
-                self._send_json(reply.status, {"error": {
+                self.send_json(reply.status, {"error": {
                     "message": reply.message, "type": "server_error", "code": reply.status}}, headers)
             elif body.get("stream"):
                 self._stream(body, reply)
@@ -253,7 +220,7 @@ def _make_handler(stub: StubModelServer) -> type[BaseHTTPRequestHandler]:
             message: dict[str, Any] = {"role": "assistant", "content": reply.text}
             if reply.tool_calls:
                 message["tool_calls"] = self._tool_calls(reply)
-            self._send_json(200, {
+            self.send_json(200, {
                 "id": stub._completion_id(), "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model") or stub.model,
                 "choices": [{"index": 0, "message": message, "finish_reason": self._finish(reply)}],

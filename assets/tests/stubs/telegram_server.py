@@ -33,8 +33,10 @@ import time
 import urllib.parse
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from stubs.loopback import LoopbackServer, QuietHandler
 
 METHODS = ("sendMessage", "sendChatAction", "setWebhook", "deleteWebhook", "getWebhookInfo", "getMe")
 _CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice",
@@ -101,7 +103,7 @@ def markdown_balanced(text: str) -> bool:
     return not in_code and all(n % 2 == 0 for n in counts.values())
 
 
-class StubTelegramServer:
+class StubTelegramServer(LoopbackServer):
     def __init__(self, token: str = "123456:TEST-token_abcdefghijklmnop", host: str = "127.0.0.1",
                  port: int = 0, *, strict_markdown: bool = True, bot_username: str = "hermes_stub_bot") -> None:
         self.token = token
@@ -113,33 +115,11 @@ class StubTelegramServer:
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._cond = threading.Condition()
         self._message_ids = itertools.count(1)
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(_make_handler(self), "stub-telegram", host, port)
 
-    # -- lifecycle -------------------------------------------------------------
     @property
     def api_base(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> StubTelegramServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="stub-telegram",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> StubTelegramServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.origin
 
     # -- scripting ---------------------------------------------------------------
     def fail_next(self, method: str, status: int, retry_after: float | None = None,
@@ -306,12 +286,9 @@ def _bool(value: Any) -> bool:
 
 
 def _make_handler(stub: StubTelegramServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         server_version = "StubTelegram/1"
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
 
         def do_GET(self) -> None:
             self._handle()
@@ -333,32 +310,22 @@ def _make_handler(stub: StubTelegramServer) -> type[BaseHTTPRequestHandler]:
                 params.update(urllib.parse.parse_qsl(raw.decode("utf-8")))
             return params
 
-        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
         def _handle(self) -> None:
             m = _PATH.match(urllib.parse.urlsplit(self.path).path)
             try:
                 params = self._params()
             except (ValueError, UnicodeDecodeError):
-                self._send(400, _error(400, "Bad Request: can't parse JSON")[1])
+                self.send_json(400, _error(400, "Bad Request: can't parse JSON")[1])
                 return
             if not m:
-                self._send(404, _error(404, "Not Found")[1])
+                self.send_json(404, _error(404, "Not Found")[1])
                 return
             method = m.group("method")
             if m.group("token") != stub.token:
                 with stub._cond:
                     stub.unauthorized.append(method)
                     stub._cond.notify_all()
-                self._send(401, _error(401, "Unauthorized")[1])
+                self.send_json(401, _error(401, "Unauthorized")[1])
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             failure = stub._next_failure(method)
@@ -379,6 +346,6 @@ def _make_handler(stub: StubTelegramServer) -> type[BaseHTTPRequestHandler]:
             else:
                 status, body = stub._serve(method, params)
             stub._record(RecordedCall(method, params, headers, status=status, response=body))
-            self._send(status, body, extra)
+            self.send_json(status, body, extra)
 
     return Handler
