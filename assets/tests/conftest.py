@@ -140,6 +140,14 @@ def hermetic_hermes(no_aws_env: None, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.fixture
+def fake() -> Any:
+    """Fake time (a helpers.FakeTime starting at 0) for an HttpClient: see helpers.fake_http."""
+    from helpers import FakeTime  # imports hermes_aws: not at collection time
+
+    return FakeTime()
+
+
+@pytest.fixture
 def stub_telegram() -> Iterator[Any]:
     """A stub Telegram Bot API on loopback (see stubs/telegram_server.py).
 

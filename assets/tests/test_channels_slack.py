@@ -31,25 +31,8 @@ from hermes_aws.channels.slack import (
     split_message,
     verify_signature,
 )
+from helpers import FakeTime, fake_http
 from stubs.slack_server import StubSlackServer
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
 
 
 @pytest.fixture
@@ -60,8 +43,7 @@ def stub_slack() -> Iterator[StubSlackServer]:
 
 @pytest.fixture
 def slack(stub_slack: StubSlackServer, fake: FakeTime) -> SlackClient:
-    http = HttpClient(sleep=fake.sleep, clock=fake.clock, jitter=0.0)
-    return SlackClient(stub_slack.token, api_base=stub_slack.api_base, http=http)
+    return SlackClient(stub_slack.token, api_base=stub_slack.api_base, http=fake_http(fake))
 
 
 # -- verify_signature -------------------------------------------------------------
@@ -573,7 +555,7 @@ def test_from_env_uses_api_base(stub_slack: StubSlackServer, monkeypatch: pytest
 def test_token_is_never_in_repr_errors_or_logs(stub_slack: StubSlackServer, fake: FakeTime,
                                                caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    http = HttpClient(sleep=fake.sleep, clock=fake.clock, jitter=0.0)
+    http = fake_http(fake)
     client = SlackClient(stub_slack.token, api_base=stub_slack.api_base, http=http)
     assert stub_slack.token not in repr(client)
     stub_slack.fail_next("chat.postMessage", 500, times=10)

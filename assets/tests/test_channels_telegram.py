@@ -20,31 +20,13 @@ from hermes_aws.channels.telegram import (
     utf16_len,
     verify_secret_token,
 )
+from helpers import FakeTime, fake_http
 from stubs.telegram_server import StubTelegramServer
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
 
 
 @pytest.fixture
 def tg(stub_telegram: StubTelegramServer, fake: FakeTime) -> TelegramClient:
-    http = HttpClient(sleep=fake.sleep, clock=fake.clock, jitter=0.0)
-    return TelegramClient(stub_telegram.token, api_base=stub_telegram.api_base, http=http)
+    return TelegramClient(stub_telegram.token, api_base=stub_telegram.api_base, http=fake_http(fake))
 
 
 # -- verify_secret_token ----------------------------------------------------------

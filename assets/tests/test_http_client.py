@@ -14,24 +14,10 @@ from typing import Any
 import pytest
 
 from hermes_aws.channels.http import HttpClient, HttpRequestError, redact_url
+from helpers import FakeTime, fake_http as client
 from stubs.loopback import LoopbackServer, QuietHandler
 
 TOKEN = "987654:SECRET-token_value"
-
-
-class FakeTime:
-    """clock + sleep that advance together; sleeps are recorded, never slept."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class ScriptedServer(LoopbackServer):
@@ -73,13 +59,8 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
-
-
-def client(fake: FakeTime, **kw: Any) -> HttpClient:
-    kw.setdefault("jitter", 0.0)
-    return HttpClient(sleep=fake.sleep, clock=fake.clock, **kw)
+def fake() -> FakeTime:  # overrides conftest's: this module's clock starts at 1000
+    return FakeTime(now=1000.0)
 
 
 def test_success_sends_json_and_returns_parsed_body(server: ScriptedServer, fake: FakeTime) -> None:

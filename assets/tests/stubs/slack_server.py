@@ -26,29 +26,21 @@ answers ``{"ok": true, "channel", "ts", "message"}`` with increasing ``ts``.
 from __future__ import annotations
 
 import itertools
-import json
-import threading
 import urllib.parse
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from stubs.loopback import LoopbackServer, QuietHandler
+from stubs import recording
+from stubs.loopback import LoopbackServer
+from stubs.recording import ParamsHandler, RecordingStub
 
 METHODS = ("chat.postMessage", "auth.test")
 MAX_TEXT = 40_000
 _PASS = -1  # a scripted "serve this call normally"
 
 
-@dataclass
-class RecordedCall:
-    method: str
-    params: dict[str, Any]
-    headers: dict[str, str]  # lower-cased names
-    status: int = 200  # HTTP status the stub answered (0 = connection dropped)
-    response: Any = None
-
+class RecordedCall(recording.RecordedCall):
     @property
     def ok(self) -> bool:
         return self.status == 200 and isinstance(self.response, dict) and self.response.get("ok") is True
@@ -70,7 +62,9 @@ class _Failure:
     raw_body: bytes | None = None
 
 
-class StubSlackServer(LoopbackServer):
+class StubSlackServer(RecordingStub, LoopbackServer):
+    failure_class = _Failure
+
     def __init__(self, token: str = "xoxb-1111-2222-stubTOKENabcdef", host: str = "127.0.0.1",
                  port: int = 0, *, bot_user_id: str = "U0BOTSTUB", bot_id: str = "B0BOTSTUB",
                  team_id: str = "T0STUB") -> None:
@@ -78,10 +72,7 @@ class StubSlackServer(LoopbackServer):
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.team_id = team_id
-        self.calls: dict[str, list[RecordedCall]] = defaultdict(list)
-        self.unauthorized: list[str] = []  # methods called with a missing or wrong token
-        self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
-        self._cond = threading.Condition()
+        self._init_recording()  # calls, unauthorized (missing or wrong token), _failures, _cond
         self._ts = itertools.count(1)
         super().__init__(_make_handler(self), "stub-slack", host, port)
 
@@ -110,34 +101,9 @@ class StubSlackServer(LoopbackServer):
         """The next ``times`` calls of ``method`` answer HTTP 200 ``{"ok": false, "error": error}``."""
         self.fail_next(method, 200, error=error, times=times, after=after)
 
-    def disconnect_next(self, method: str, *, times: int = 1) -> None:
-        """The next ``times`` calls of ``method`` get the connection closed without a response."""
-        with self._cond:
-            for _ in range(times):
-                self._failures[method].append(_Failure(None))
+    # disconnect_next, reset: RecordingStub
 
-    def reset(self) -> None:
-        with self._cond:
-            self.calls.clear()
-            self.unauthorized.clear()
-            self._failures.clear()
-
-    # -- inspection --------------------------------------------------------------
-    def calls_of(self, method: str) -> list[RecordedCall]:
-        with self._cond:
-            return list(self.calls.get(method, []))
-
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0, *,
-                 ok_only: bool = False) -> list[RecordedCall]:
-        """Block until ``method`` was called ``count`` times (successful ones with ``ok_only``)."""
-        def matching() -> list[RecordedCall]:
-            return [c for c in self.calls.get(method, []) if c.ok or not ok_only]
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(matching()) >= count, timeout):
-                raise TimeoutError(f"expected {count} {method} call(s), got {len(matching())}")
-            return matching()
-
+    # -- inspection (calls_of, wait_for: RecordingStub) ----------------------------
     def posted(self, channel: str | None = None) -> list[PostedMessage]:
         """Messages ``chat.postMessage`` accepted (optionally in one channel), in order."""
         with self._cond:
@@ -153,17 +119,7 @@ class StubSlackServer(LoopbackServer):
     def posted_texts(self, channel: str | None = None) -> list[str]:
         return [m.text for m in self.posted(channel)]
 
-    # -- internals ---------------------------------------------------------------
-    def _next_failure(self, method: str) -> _Failure | None:
-        with self._cond:
-            queue = self._failures.get(method)
-            return queue.popleft() if queue else None
-
-    def _record(self, call: RecordedCall) -> None:
-        with self._cond:
-            self.calls[call.method].append(call)
-            self._cond.notify_all()
-
+    # -- internals (_next_failure, _record: RecordingStub) --------------------------
     def _serve(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "url": "https://stub.slack.com/", "team": "Stub", "user": "hermes",
@@ -187,29 +143,8 @@ class StubSlackServer(LoopbackServer):
 
 
 def _make_handler(stub: StubSlackServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(QuietHandler):
+    class Handler(ParamsHandler):  # GET and POST -> _handle, _params
         server_version = "StubSlack/1"
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self._handle()
-
-        def do_POST(self) -> None:
-            self._handle()
-
-        def _params(self) -> dict[str, Any]:
-            split = urllib.parse.urlsplit(self.path)
-            params: dict[str, Any] = dict(urllib.parse.parse_qsl(split.query))
-            n = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(n) if n else b""
-            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if raw and ctype == "application/json":
-                data = json.loads(raw.decode("utf-8"))
-                if isinstance(data, dict):
-                    params.update(data)
-            elif raw:
-                params.update(urllib.parse.parse_qsl(raw.decode("utf-8")))
-            return params
 
         def _token(self, params: dict[str, Any]) -> str | None:
             auth = self.headers.get("Authorization") or ""
@@ -242,9 +177,7 @@ def _make_handler(stub: StubSlackServer) -> type[BaseHTTPRequestHandler]:
             if failure is not None and failure.status == _PASS:
                 failure = None
             if failure is not None and failure.status is None:
-                stub._record(RecordedCall(method, params, headers, status=0))
-                self.close_connection = True
-                self.connection.close()
+                self._drop(stub, RecordedCall(method, params, headers, status=0))
                 return
             extra: dict[str, str] = {}
             if failure is not None:

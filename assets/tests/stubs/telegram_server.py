@@ -28,34 +28,20 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 import time
 import urllib.parse
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from stubs.loopback import LoopbackServer, QuietHandler
+from stubs.loopback import LoopbackServer
+from stubs.recording import ParamsHandler, RecordedCall, RecordingStub
 
 METHODS = ("sendMessage", "sendChatAction", "setWebhook", "deleteWebhook", "getWebhookInfo", "getMe")
 _CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice",
                            "upload_voice", "upload_document", "choose_sticker", "find_location",
                            "record_video_note", "upload_video_note"})
 _PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)$")
-
-
-@dataclass
-class RecordedCall:
-    method: str
-    params: dict[str, Any]
-    headers: dict[str, str]
-    status: int = 200  # what the stub answered (0 = connection dropped)
-    response: Any = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200
 
 
 @dataclass
@@ -103,17 +89,16 @@ def markdown_balanced(text: str) -> bool:
     return not in_code and all(n % 2 == 0 for n in counts.values())
 
 
-class StubTelegramServer(LoopbackServer):
+class StubTelegramServer(RecordingStub, LoopbackServer):
+    failure_class = _Failure
+
     def __init__(self, token: str = "123456:TEST-token_abcdefghijklmnop", host: str = "127.0.0.1",
                  port: int = 0, *, strict_markdown: bool = True, bot_username: str = "hermes_stub_bot") -> None:
         self.token = token
         self.strict_markdown = strict_markdown
         self.bot_username = bot_username
-        self.calls: dict[str, list[RecordedCall]] = defaultdict(list)
-        self.unauthorized: list[str] = []  # methods called with a wrong token
+        self._init_recording()  # calls, unauthorized (wrong token), _failures, _cond
         self.webhook = WebhookState()
-        self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
-        self._cond = threading.Condition()
         self._message_ids = itertools.count(1)
         super().__init__(_make_handler(self), "stub-telegram", host, port)
 
@@ -134,52 +119,21 @@ class StubTelegramServer(LoopbackServer):
             for _ in range(times):
                 self._failures[method].append(_Failure(status, description, retry_after, retry_after_header))
 
-    def disconnect_next(self, method: str, *, times: int = 1) -> None:
-        """The next ``times`` calls of ``method`` get the connection closed without a response."""
-        with self._cond:
-            for _ in range(times):
-                self._failures[method].append(_Failure(None))
+    # disconnect_next: RecordingStub
 
     def reset(self) -> None:
-        with self._cond:
-            self.calls.clear()
-            self.unauthorized.clear()
-            self._failures.clear()
+        with self._cond:  # a re-entrant lock: RecordingStub.reset takes it too
+            super().reset()
             self.webhook = WebhookState()
 
-    # -- inspection --------------------------------------------------------------
-    def calls_of(self, method: str) -> list[RecordedCall]:
-        with self._cond:
-            return list(self.calls.get(method, []))
-
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0, *,
-                 ok_only: bool = False) -> list[RecordedCall]:
-        """Block until ``method`` was called ``count`` times (successful ones with ``ok_only``)."""
-        def matching() -> list[RecordedCall]:
-            return [c for c in self.calls.get(method, []) if c.ok or not ok_only]
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(matching()) >= count, timeout):
-                raise TimeoutError(f"expected {count} {method} call(s), got {len(matching())}")
-            return matching()
-
+    # -- inspection (calls_of, wait_for: RecordingStub) ----------------------------
     def sent_messages(self, chat_id: int | str | None = None) -> list[str]:
         """Texts of successful sendMessage calls (optionally for one chat), in order."""
         with self._cond:
             return [c.params.get("text", "") for c in self.calls.get("sendMessage", [])
                     if c.ok and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))]
 
-    # -- internals ---------------------------------------------------------------
-    def _next_failure(self, method: str) -> _Failure | None:
-        with self._cond:
-            queue = self._failures.get(method)
-            return queue.popleft() if queue else None
-
-    def _record(self, call: RecordedCall) -> None:
-        with self._cond:
-            self.calls[call.method].append(call)
-            self._cond.notify_all()
-
+    # -- internals (_next_failure, _record: RecordingStub) --------------------------
     def _serve(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if method == "getMe":
             return _ok({"id": int(self.token.split(":")[0]) if self.token.split(":")[0].isdigit() else 1,
@@ -286,29 +240,8 @@ def _bool(value: Any) -> bool:
 
 
 def _make_handler(stub: StubTelegramServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(QuietHandler):
+    class Handler(ParamsHandler):  # GET and POST -> _handle, _params
         server_version = "StubTelegram/1"
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self._handle()
-
-        def do_POST(self) -> None:
-            self._handle()
-
-        def _params(self) -> dict[str, Any]:
-            split = urllib.parse.urlsplit(self.path)
-            params: dict[str, Any] = dict(urllib.parse.parse_qsl(split.query))
-            n = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(n) if n else b""
-            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if raw and ctype == "application/json":
-                data = json.loads(raw.decode("utf-8"))
-                if isinstance(data, dict):
-                    params.update(data)
-            elif raw:
-                params.update(urllib.parse.parse_qsl(raw.decode("utf-8")))
-            return params
 
         def _handle(self) -> None:
             m = _PATH.match(urllib.parse.urlsplit(self.path).path)
@@ -330,9 +263,7 @@ def _make_handler(stub: StubTelegramServer) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             failure = stub._next_failure(method)
             if failure is not None and failure.status is None:
-                stub._record(RecordedCall(method, params, headers, status=0))
-                self.close_connection = True
-                self.connection.close()
+                self._drop(stub, RecordedCall(method, params, headers, status=0))
                 return
             extra: dict[str, str] = {}
             if failure is not None:
