@@ -1,13 +1,14 @@
 /**
  * The README's main job: synthesize the example app (examples/typescript)
  * into cdk.out/example and print, per stack, its resources and the result of
- * the four cdk-nag packs. Exits non-zero if any stack has an unacknowledged
- * finding.
+ * the four cdk-nag packs, then the fixed monthly cost of each stack
+ * (scripts/cost). Exits non-zero if any stack has an unacknowledged finding.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, ServerlessChecks } from 'cdk-nag';
+import { estimateAssemblyCost, renderCostTable } from './cost';
 import { buildExampleApp } from '../examples/typescript/all-shapes';
 
 const outdir = path.join(__dirname, '..', 'cdk.out', 'example');
@@ -42,4 +43,5 @@ for (const stack of stacks) {
   console.log('');
 }
 console.log(`${stacks.length} stacks, ${stacks.length - failed} nag-clean, ${failed} with findings`);
+console.log(`\n${renderCostTable(estimateAssemblyCost(assembly))}`);
 process.exit(failed > 0 ? 1 : 0);
