@@ -3,7 +3,8 @@
  * assertions call the Function URL like Telegram would: a wrong webhook
  * secret is rejected with 403, the right one is accepted with 200 (the update
  * comes from a user who is not on the allow-list, so it is acknowledged and
- * dropped without waking the worker).
+ * dropped without waking the worker). Scheduled jobs are on by default, so
+ * the agent's schedule group must exist and be active.
  *
  * `npx projen test:integ` checks the committed snapshot without AWS
  * credentials; deploy with `npx integ-runner --directory integ --update-on-failed`.
@@ -31,10 +32,14 @@ integ.assertions.httpApiCall(url, {
 }).expect(ExpectedResult.objectLike({ status: 403 }));
 
 // The generated secret (read the way an operator would) is accepted.
-const secret = integ.assertions.awsApiCall('SecretsManager', 'getSecretValue', { SecretId: agent.telegram.webhookSecret.secretArn });
+const secret = integ.assertions.awsApiCall('SecretsManager', 'getSecretValue', { SecretId: agent.telegram!.webhookSecret.secretArn });
 secret.provider.addToRolePolicy({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: [agent.knowledgeBucket.encryptionKey!.keyArn] });
 secret.next(integ.assertions.httpApiCall(url, {
   method: 'POST',
   headers: { 'Content-Type': 'application/json', 'X-Telegram-Bot-Api-Secret-Token': secret.getAttString('SecretString') },
   body: update,
 }).expect(ExpectedResult.objectLike({ status: 200 })));
+
+// Scheduled jobs (on by default): the agent's own schedule group exists.
+integ.assertions.awsApiCall('Scheduler', 'getScheduleGroup', { Name: agent.scheduleGroup!.scheduleGroupName })
+  .expect(ExpectedResult.objectLike({ Name: agent.scheduleGroup!.scheduleGroupName, State: 'ACTIVE' }));

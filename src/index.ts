@@ -8,3 +8,4 @@ export * from './fargate';
 export * from './access';
 export * from './serverless';
 export * from './agent-props';
+export * from './memory';

@@ -19,6 +19,17 @@ export interface BedrockGuardrail {
 }
 
 /**
+ * Model token prices, used only to estimate the cost of a turn for the
+ * `EstimatedCost` metric (never for billing).
+ */
+export interface TokenPrices {
+  /** USD per million input tokens, 0-1000. */
+  readonly inputPerMillion: number;
+  /** USD per million output tokens, 0-1000. */
+  readonly outputPerMillion: number;
+}
+
+/**
  * Options of {@link AgentModel.bedrock}.
  */
 export interface BedrockModelOptions {
@@ -73,6 +84,26 @@ const API_KEY_ENV = 'HERMES_MODEL_API_KEY';
 const PROFILE_PREFIX = /^(us|eu|apac|ap|jp|au|ca|us-gov|global)\./;
 
 /**
+ * Estimated on-demand prices (USD per million input / output tokens) of
+ * Bedrock foundation models, first match wins: Bedrock's published
+ * us-east-1 list prices as of 2025-11, standard context, no prompt caching
+ * or batch discounts. Profiles and other regions may differ by about 10 %.
+ */
+const BEDROCK_PRICES: Array<[RegExp, number, number]> = [
+  [/^anthropic\.claude-opus-4-[56]/, 5, 25],
+  [/^anthropic\.claude-opus-4/, 15, 75],
+  [/^anthropic\.claude-sonnet-4/, 3, 15],
+  [/^anthropic\.claude-3-[57]-sonnet/, 3, 15],
+  [/^anthropic\.claude-haiku-4-5/, 1, 5],
+  [/^anthropic\.claude-3-5-haiku/, 0.8, 4],
+  [/^anthropic\.claude-3-haiku/, 0.25, 1.25],
+  [/^amazon\.nova-micro/, 0.035, 0.14],
+  [/^amazon\.nova-lite/, 0.06, 0.24],
+  [/^amazon\.nova-pro/, 0.8, 3.2],
+  [/^amazon\.nova-premier/, 2.5, 12.5],
+];
+
+/**
  * The model an agent thinks with: a Bedrock model or cross-region inference
  * profile (IAM-authorised, least privilege), or any OpenAI-compatible
  * endpoint with an API key in Secrets Manager.
@@ -105,6 +136,15 @@ export abstract class AgentModel {
   public abstract readonly provider: string;
 
   /**
+   * Estimated token prices of this model, for the cost metric: Bedrock's
+   * us-east-1 on-demand list prices (as of 2025-11) for the Anthropic Claude
+   * and Amazon Nova models this library knows.
+   *
+   * @default - unknown (other Bedrock models, OpenAI-compatible endpoints)
+   */
+  public abstract readonly tokenPrices?: TokenPrices;
+
+  /**
    * Grants the AWS permissions calling the model needs: Bedrock invoke (and
    * guardrail) permissions, or nothing for an OpenAI-compatible endpoint,
    * whose API key is delivered through `HermesConfig.secretEnvironment`.
@@ -117,6 +157,7 @@ export abstract class AgentModel {
 
 class BedrockModel extends AgentModel {
   public readonly provider = 'bedrock';
+  public readonly tokenPrices?: TokenPrices;
 
   constructor(public readonly modelId: string, private readonly options: BedrockModelOptions) {
     super();
@@ -130,6 +171,9 @@ class BedrockModel extends AgentModel {
       checkPattern('BedrockGuardrail.version', guardrail.version, /^(([1-9][0-9]{0,7})|(DRAFT))$/, 'a version number or "DRAFT"');
     }
     checkPattern('BedrockModelOptions.region', options.region, /^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region name such as "us-east-1"');
+    const foundationModel = modelId.replace(PROFILE_PREFIX, '');
+    const price = BEDROCK_PRICES.find(([pattern]) => pattern.test(foundationModel));
+    if (price) this.tokenPrices = { inputPerMillion: price[1], outputPerMillion: price[2] };
   }
 
   public grantInvoke(grantee: iam.IGrantable): iam.Grant {
@@ -183,6 +227,7 @@ class BedrockModel extends AgentModel {
 class OpenAiCompatibleModel extends AgentModel {
   public readonly provider = 'custom';
   public readonly modelId: string;
+  public readonly tokenPrices?: TokenPrices = undefined;
 
   constructor(private readonly options: OpenAiCompatibleModelOptions) {
     super();

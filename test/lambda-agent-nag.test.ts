@@ -1,4 +1,4 @@
-import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { expectNagClean } from './nag';
-import { AgentAccess, AgentModel, HermesLambdaAgent, KnowledgeBucket, McpServer, TelegramSecrets } from '../src';
+import { AgentAccess, AgentMemory, AgentModel, HermesLambdaAgent, KnowledgeBucket, McpServer, SlackSecrets, TelegramSecrets } from '../src';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
 
@@ -24,11 +24,13 @@ test('a default Lambda agent passes all four packs', () => {
   template.resourceCountIs('AWS::DynamoDB::Table', 1);
   template.resourceCountIs('AWS::Backup::BackupSelection', 1);
   template.resourceCountIs('Custom::HermesTelegramWebhook', 1);
+  template.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+  template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
 
   expectNagClean(stack);
 });
 
-test('a fully-featured Lambda agent (webhook registration and backups on) passes all four packs', () => {
+test('a fully-featured Lambda agent (Telegram and Slack, scheduled jobs, AgentCore memory, budget, dashboard, webhook registration, backups) passes all four packs', () => {
   const stack = new Stack(new App(), 'Full', { env: ENV });
   const key = new kms.Key(stack, 'TeamKey', { enableKeyRotation: true });
   // The alarm topic is this test's own resource, configured as the packs
@@ -42,6 +44,16 @@ test('a fully-featured Lambda agent (webhook registration and backups on) passes
       botToken: secretsmanager.Secret.fromSecretNameV2(stack, 'Bot', 'team/telegram-bot'),
       encryptionKey: key,
     }),
+    slack: new SlackSecrets(stack, 'Slack', {
+      botToken: secretsmanager.Secret.fromSecretNameV2(stack, 'SlackBot', 'team/slack-bot'),
+      encryptionKey: key,
+    }),
+    memory: new AgentMemory(stack, 'Memory', { encryptionKey: key, expiration: Duration.days(30) }),
+    scheduledJobs: true,
+    scheduleTimeZone: TimeZone.EUROPE_BERLIN,
+    dailyTokenBudget: 500_000,
+    tokenPrices: { inputPerMillion: 0.27, outputPerMillion: 1.1 },
+    dashboard: true,
     model: AgentModel.openAiCompatible({
       baseUrl: 'https://api.deepseek.com/v1',
       modelName: 'deepseek-chat',
@@ -76,21 +88,28 @@ test('a fully-featured Lambda agent (webhook registration and backups on) passes
   template.resourceCountIs('AWS::Backup::BackupSelection', 1);
   template.resourceCountIs('AWS::KMS::Key', 1);
   template.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 5 });
+  template.resourceCountIs('AWS::BedrockAgentCore::Memory', 1);
+  template.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+  template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: stack.getLogicalId(alarmTopic.node.defaultChild as sns.CfnTopic) }] });
 
   expectNagClean(stack);
 });
 
-test('a Lambda agent using a KnowledgeBucket and TelegramSecrets of another stack: no cycle, both stacks pass', () => {
+test('a Lambda agent using a KnowledgeBucket, TelegramSecrets, SlackSecrets and AgentMemory of another stack: no cycle, both stacks pass', () => {
   const app = new App();
   const shared = new Stack(app, 'Shared', { env: ENV });
   const knowledgeBucket = new KnowledgeBucket(shared, 'Knowledge');
   const telegram = new TelegramSecrets(shared, 'Telegram');
+  const slack = new SlackSecrets(shared, 'Slack');
+  const memory = new AgentMemory(shared, 'Memory');
   const agentStack = new Stack(app, 'AgentStack', { env: ENV });
   const agent = new HermesLambdaAgent(agentStack, 'Agent', {
-    access: AgentAccess.allowUsers({ telegram: ['123456789'] }),
+    access: AgentAccess.allowUsers({ telegram: ['123456789'], slack: ['U012ABCDEF'] }),
     knowledgeBucket,
     telegram,
+    slack,
+    memory,
   });
 
   // a dependency cycle would throw here

@@ -1,8 +1,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { App, CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -10,8 +11,8 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { IConstruct } from 'constructs';
 import {
-  AgentAccess, AgentEncryptionKey, AgentModel, HermesLambdaAgent, HermesLambdaAgentProps, HermesSettings, KnowledgeBucket,
-  McpServer, SecretPlaceholder, TelegramSecrets,
+  AgentAccess, AgentEncryptionKey, AgentMemory, AgentModel, HermesLambdaAgent, HermesLambdaAgentProps, HermesSettings, KnowledgeBucket,
+  McpServer, SecretPlaceholder, SlackSecrets, TelegramSecrets,
 } from '../src';
 import { lazyTemplate, lid, resourcesOf } from './util';
 
@@ -20,7 +21,7 @@ const ENV = { account: '111111111111', region: 'us-east-1' };
 const SHARED_KEY = 'HermesAgentKey2DBA7C9F';
 const SHARED_KEY_ARN = { 'Fn::GetAtt': [SHARED_KEY, 'Arn'] };
 const TELEGRAM_USERS = ['123456789', '42'];
-const LAMBDA_DISABLED_TOOLSETS = ['terminal', 'browser', 'code_execution', 'delegation', 'computer_use', 'cronjob'];
+const LAMBDA_DISABLED_TOOLSETS = ['terminal', 'browser', 'code_execution', 'delegation', 'computer_use'];
 
 // ---------------------------------------------------------------------------
 // One App for every synthesized stack of this file: the runtime asset
@@ -225,6 +226,34 @@ const grace = new HermesLambdaAgent(multiStack, 'Grace', { access: AgentAccess.a
 const multiTemplate = lazyTemplate(multiStack);
 const multi: Built[] = [ada, grace].map((agent) => ({ stack: multiStack, agent, template: multiTemplate }));
 
+// Channels
+const SLACK_USERS = ['U012ABCDEF', 'W0987ZYX'];
+let slackSecrets: SlackSecrets;
+const slackOnly = build('SlackOnly', { access: AgentAccess.allowUsers({ slack: SLACK_USERS }) }, (stack) => {
+  slackSecrets = new SlackSecrets(stack, 'Slack');
+  return { slack: slackSecrets };
+});
+let bothTelegram: TelegramSecrets;
+let bothSlack: SlackSecrets;
+const bothChannels = build('BothChannels', { access: AgentAccess.allowAll() }, (stack) => {
+  bothTelegram = new TelegramSecrets(stack, 'TeamTelegram');
+  bothSlack = new SlackSecrets(stack, 'TeamSlack');
+  return { telegram: bothTelegram, slack: bothSlack };
+});
+// Slack as a second channel, with Telegram users only on the allow-list.
+const slackNobody = build('SlackNobody', {}, (stack) => ({ telegram: new TelegramSecrets(stack, 'TeamTelegram'), slack: new SlackSecrets(stack, 'TeamSlack') }));
+
+// Scheduled jobs, memory, budgets, prices, dashboard
+const noJobs = build('NoJobs', { scheduledJobs: false });
+const berlin = build('Berlin', { scheduleTimeZone: TimeZone.EUROPE_BERLIN });
+let agentMemory: AgentMemory;
+const withMemory = build('WithMemory', {}, (stack) => {
+  agentMemory = new AgentMemory(stack, 'Memory');
+  return { memory: agentMemory };
+});
+const budgeted = build('Budgeted', { dailyTokenBudget: 200_000, tokenPrices: { inputPerMillion: 0.5, outputPerMillion: 1.5 }, dashboard: false });
+const unknownPrices = build('UnknownPrices', { model: AgentModel.bedrock('us.meta.llama3-3-70b-instruct-v1:0') });
+
 // ---------------------------------------------------------------------------
 // Defaults
 // ---------------------------------------------------------------------------
@@ -265,21 +294,21 @@ describe('HermesLambdaAgent defaults: stores', () => {
     expect(Object.keys(t.findResources('AWS::KMS::Key'))).toEqual([SHARED_KEY]);
     t.resourceCountIs('AWS::S3::Bucket', 1);
     expect(defaults.agent.knowledgeBucket.node.scope).toBe(defaults.agent);
-    expect(defaults.agent.telegram.node.scope).toBe(defaults.agent);
+    expect(defaults.agent.telegram!.node.scope).toBe(defaults.agent);
     const secrets = resourcesOf(t, 'AWS::SecretsManager::Secret');
-    expect(secrets.map((s) => s.id).sort()).toEqual([lid(defaults.agent.telegram.botToken), lid(defaults.agent.telegram.webhookSecret)].sort());
+    expect(secrets.map((s) => s.id).sort()).toEqual([lid(defaults.agent.telegram!.botToken), lid(defaults.agent.telegram!.webhookSecret)].sort());
     for (const s of secrets) expect(s.props.KmsKeyId).toEqual(SHARED_KEY_ARN);
-    expect(resource(defaults, defaults.agent.telegram.botToken).Properties.SecretString).toBe(SecretPlaceholder.VALUE);
-    expect(resource(defaults, defaults.agent.telegram.webhookSecret).Properties.GenerateSecretString).toBeDefined();
+    expect(resource(defaults, defaults.agent.telegram!.botToken).Properties.SecretString).toBe(SecretPlaceholder.VALUE);
+    expect(resource(defaults, defaults.agent.telegram!.webhookSecret).Properties.GenerateSecretString).toBeDefined();
   });
 });
 
 describe('HermesLambdaAgent defaults: queues', () => {
-  test('FIFO queue: explicit deduplication ids, KMS, visibility 6 × 300 s, 4 days, redrive to the DLQ after 3 receives', () => {
+  test('FIFO queue: content-based deduplication (for fired schedules), KMS, visibility 6 × 300 s, 4 days, redrive to the DLQ after 3 receives', () => {
     const q = resource(defaults, defaults.agent.queue);
     expect(q.Properties).toEqual({
       FifoQueue: true,
-      ContentBasedDeduplication: false,
+      ContentBasedDeduplication: true,
       KmsMasterKeyId: SHARED_KEY_ARN,
       VisibilityTimeout: 1800,
       MessageRetentionPeriod: 4 * 24 * 3600,
@@ -343,7 +372,7 @@ describe('HermesLambdaAgent defaults: ingress', () => {
     const g = defaults.agent;
     expect(environment(defaults, g.ingressFunction)).toEqual({
       HERMES_AWS_QUEUE_URL: { Ref: lid(g.queue) },
-      HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN: { Ref: lid(g.telegram.webhookSecret) },
+      HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN: { Ref: lid(g.telegram!.webhookSecret) },
       HERMES_AWS_TELEGRAM_ALLOWED_USERS: TELEGRAM_USERS.join(','),
       HERMES_AWS_AGENT_NAME: 'Defaults/Agent',
     });
@@ -386,7 +415,7 @@ describe('HermesLambdaAgent defaults: ingress', () => {
       { Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], Resource: { 'Fn::GetAtt': [lid(g.queue), 'Arn'] } },
       // the queue's key, for SendMessage
       { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'], Resource: SHARED_KEY_ARN },
-      { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: { Ref: lid(g.telegram.webhookSecret) } },
+      { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: { Ref: lid(g.telegram!.webhookSecret) } },
       {
         Effect: 'Allow',
         Action: 'kms:Decrypt',
@@ -445,11 +474,17 @@ describe('HermesLambdaAgent defaults: worker', () => {
       HERMES_AWS_BUCKET: { Ref: bucket },
       HERMES_AWS_SKILLS_PREFIX: 'skills/',
       HERMES_AWS_MEMORIES_PREFIX: 'memories/',
-      HERMES_AWS_TELEGRAM_BOT_TOKEN_ARN: { Ref: lid(g.telegram.botToken) },
+      HERMES_AWS_TELEGRAM_BOT_TOKEN_ARN: { Ref: lid(g.telegram!.botToken) },
       HERMES_AWS_SECRET_ARNS: '{}',
       HERMES_AWS_MAX_RECEIVE_COUNT: '3',
       HERMES_AWS_HISTORY_MAX_MESSAGES: '200',
+      // the default model's estimated list prices
+      HERMES_AWS_TOKEN_PRICES: '{"inputPerMillion":3,"outputPerMillion":15}',
       HERMES_AWS_AGENT_NAME: 'Defaults/Agent',
+      // scheduled jobs are on by default
+      HERMES_AWS_SCHEDULE_GROUP: g.scheduleGroup!.scheduleGroupName,
+      HERMES_AWS_SCHEDULER_ROLE_ARN: { 'Fn::GetAtt': [lid(g.schedulerRole!), 'Arn'] },
+      HERMES_AWS_QUEUE_ARN: { 'Fn::GetAtt': [lid(g.queue), 'Arn'] },
     });
   });
 
@@ -515,7 +550,7 @@ describe('HermesLambdaAgent defaults: worker role', () => {
 
   test('reads the bot token, not the webhook secret', () => {
     const reads = allowing(statements(), 'secretsmanager:GetSecretValue');
-    expect(reads.map((s) => s.Resource)).toEqual([{ Ref: lid(defaults.agent.telegram.botToken) }]);
+    expect(reads.map((s) => s.Resource)).toEqual([{ Ref: lid(defaults.agent.telegram!.botToken) }]);
     expect(statements()).toContainEqual({
       Effect: 'Allow',
       Action: 'kms:Decrypt',
@@ -541,9 +576,9 @@ describe('HermesLambdaAgent defaults: worker role', () => {
     ]);
   });
 
-  test('no wildcard actions on all resources except X-Ray', () => {
+  test('nothing on all resources except X-Ray and listing schedules (neither has resource-level permissions)', () => {
     const openEnded = statements().filter((s) => s.Resource === '*');
-    expect(actionsOf(openEnded)).toEqual(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+    expect(actionsOf(openEnded)).toEqual(['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'scheduler:ListSchedules']);
   });
 });
 
@@ -607,8 +642,8 @@ describe('HermesLambdaAgent defaults: webhook registration', () => {
     });
     expect(props.Code).toEqual(functionProps(defaults, g.ingressFunction).Code);
     expect(props.Environment.Variables).toEqual({
-      HERMES_AWS_BOT_TOKEN_SECRET_ARN: { Ref: lid(g.telegram.botToken) },
-      HERMES_AWS_WEBHOOK_SECRET_ARN: { Ref: lid(g.telegram.webhookSecret) },
+      HERMES_AWS_BOT_TOKEN_SECRET_ARN: { Ref: lid(g.telegram!.botToken) },
+      HERMES_AWS_WEBHOOK_SECRET_ARN: { Ref: lid(g.telegram!.webhookSecret) },
       HERMES_AWS_WEBHOOK_URL: url,
       HERMES_AWS_ALLOWED_UPDATES: 'message',
     });
@@ -620,8 +655,8 @@ describe('HermesLambdaAgent defaults: webhook registration', () => {
     expect(webhooks).toHaveLength(1);
     expect(webhooks[0].props).toEqual({
       ServiceToken: { 'Fn::GetAtt': [lid(g.webhookRegistrationFunction!), 'Arn'] },
-      BotTokenSecretArn: { Ref: lid(g.telegram.botToken) },
-      WebhookSecretArn: { Ref: lid(g.telegram.webhookSecret) },
+      BotTokenSecretArn: { Ref: lid(g.telegram!.botToken) },
+      WebhookSecretArn: { Ref: lid(g.telegram!.webhookSecret) },
       Url: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [lid(g.functionUrl), 'FunctionUrl'] }, 'telegram']] },
       AllowedUpdates: ['message'],
     });
@@ -631,7 +666,7 @@ describe('HermesLambdaAgent defaults: webhook registration', () => {
     const g = defaults.agent;
     const statements = functionRoleStatements(defaults, g.webhookRegistrationFunction!);
     expect(allowing(statements, 'secretsmanager:GetSecretValue').map((s) => s.Resource))
-      .toEqual([{ Ref: lid(g.telegram.botToken) }, { Ref: lid(g.telegram.webhookSecret) }]);
+      .toEqual([{ Ref: lid(g.telegram!.botToken) }, { Ref: lid(g.telegram!.webhookSecret) }]);
     expect(actionsOf(statements).filter((a) => !/^(logs|xray|secretsmanager|kms):/.test(a))).toEqual([]);
     expect(resource(defaults, g.webhookRegistrationFunction!.role!).Properties.ManagedPolicyArns).toBeUndefined();
   });
@@ -736,6 +771,8 @@ describe('HermesLambdaAgent defaults: operations', () => {
     ['metricTurnErrors', 'TurnErrors', 'Sum'],
     ['metricInputTokens', 'InputTokens', 'Sum'],
     ['metricOutputTokens', 'OutputTokens', 'Sum'],
+    ['metricEstimatedCost', 'EstimatedCost', 'Sum'],
+    ['metricBudgetExceeded', 'BudgetExceeded', 'Sum'],
   ] as const)('%s: HermesAgent/Serverless %s per agent, %s by default, options win', (method, metricName, statistic) => {
     const metric = defaults.agent[method]();
     expect(metric.namespace).toBe('HermesAgent/Serverless');
@@ -815,7 +852,7 @@ describe('HermesLambdaAgent model', () => {
   test('the worker may read the API key (and the bot token) and has no Bedrock permission', () => {
     const statements = functionRoleStatements(openAi, openAi.agent.workerFunction);
     expect(allowing(statements, 'secretsmanager:GetSecretValue').map((s) => evaluate(s.Resource)).sort()).toEqual([
-      `<${lid(openAi.agent.telegram.botToken)}>`,
+      `<${lid(openAi.agent.telegram!.botToken)}>`,
       'arn:aws:secretsmanager:us-east-1:111111111111:secret:team/deepseek-??????',
     ]);
     expect(actionsOf(statements).filter((a) => a.startsWith('bedrock:'))).toEqual([]);
@@ -998,6 +1035,253 @@ describe('HermesLambdaAgent tuning and operations props', () => {
   });
 });
 
+describe('HermesLambdaAgent slack', () => {
+  test('Slack only: no Telegram secrets, no webhook registration, only the Slack bundle\'s secrets', () => {
+    const g = slackOnly.agent;
+    const t = slackOnly.template();
+    expect(g.telegram).toBeUndefined();
+    expect(g.slack).toBe(slackSecrets);
+    expect(g.node.tryFindChild('Telegram')).toBeUndefined();
+    expect(g.webhookRegistrationFunction).toBeUndefined();
+    t.resourceCountIs('Custom::HermesTelegramWebhook', 0);
+    expect(resourcesOf(t, 'AWS::SecretsManager::Secret').map((s) => s.id).sort())
+      .toEqual([slackSecrets.botToken, slackSecrets.appToken, slackSecrets.signingSecret].map(lid).sort());
+  });
+
+  test('the ingress verifies with the signing secret and allows the Slack members, nothing of Telegram', () => {
+    const g = slackOnly.agent;
+    expect(environment(slackOnly, g.ingressFunction)).toEqual({
+      HERMES_AWS_QUEUE_URL: { Ref: lid(g.queue) },
+      HERMES_AWS_SLACK_SIGNING_SECRET_ARN: { Ref: lid(slackSecrets.signingSecret) },
+      HERMES_AWS_SLACK_ALLOWED_USERS: 'U012ABCDEF,W0987ZYX',
+      HERMES_AWS_AGENT_NAME: 'SlackOnly/Agent',
+    });
+    expect(functionProps(slackOnly, g.ingressFunction).Description).toBe('Hermes Agent ingress: verifies Slack events and enqueues updates');
+    // it reads the signing secret, never a token
+    expect(allowing(functionRoleStatements(slackOnly, g.ingressFunction), 'secretsmanager:GetSecretValue').map((s) => s.Resource))
+      .toEqual([{ Ref: lid(slackSecrets.signingSecret) }]);
+  });
+
+  test('the worker replies with the bot token: reads it, not the app token or the signing secret', () => {
+    const env = workerEnv(slackOnly);
+    expect(env.HERMES_AWS_SLACK_BOT_TOKEN_ARN).toEqual({ Ref: lid(slackSecrets.botToken) });
+    expect(env.HERMES_AWS_TELEGRAM_BOT_TOKEN_ARN).toBeUndefined();
+    expect(allowing(functionRoleStatements(slackOnly, slackOnly.agent.workerFunction), 'secretsmanager:GetSecretValue').map((s) => s.Resource))
+      .toEqual([{ Ref: lid(slackSecrets.botToken) }]);
+  });
+
+  test('outputs the Slack Events request URL (<function url>slack) and no Telegram webhook URL', () => {
+    const t = slackOnly.template();
+    expect(Object.keys(t.findOutputs('*'))).toEqual([expect.stringMatching(/^AgentSlackEventsUrl[0-9A-F]{8}$/)]);
+    t.hasOutput('*', {
+      Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [lid(slackOnly.agent.functionUrl), 'FunctionUrl'] }, 'slack']] },
+      Description: Match.stringLikeRegexp('Slack Events API request URL'),
+    });
+  });
+
+  test('both channels: both verified and allowed at the ingress, both bot tokens for the worker, both URLs', () => {
+    const g = bothChannels.agent;
+    expect(g.telegram).toBe(bothTelegram);
+    expect(g.slack).toBe(bothSlack);
+    expect(environment(bothChannels, g.ingressFunction)).toEqual({
+      HERMES_AWS_QUEUE_URL: { Ref: lid(g.queue) },
+      HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN: { Ref: lid(bothTelegram.webhookSecret) },
+      HERMES_AWS_TELEGRAM_ALLOW_ALL: 'true',
+      HERMES_AWS_SLACK_SIGNING_SECRET_ARN: { Ref: lid(bothSlack.signingSecret) },
+      HERMES_AWS_SLACK_ALLOW_ALL: 'true',
+      HERMES_AWS_AGENT_NAME: 'BothChannels/Agent',
+    });
+    expect(allowing(functionRoleStatements(bothChannels, g.ingressFunction), 'secretsmanager:GetSecretValue').map((s) => s.Resource))
+      .toEqual([{ Ref: lid(bothTelegram.webhookSecret) }, { Ref: lid(bothSlack.signingSecret) }]);
+    expect(workerEnv(bothChannels)).toMatchObject({
+      HERMES_AWS_TELEGRAM_BOT_TOKEN_ARN: { Ref: lid(bothTelegram.botToken) },
+      HERMES_AWS_SLACK_BOT_TOKEN_ARN: { Ref: lid(bothSlack.botToken) },
+    });
+    expect(allowing(functionRoleStatements(bothChannels, g.workerFunction), 'secretsmanager:GetSecretValue').map((s) => s.Resource))
+      .toEqual([{ Ref: lid(bothTelegram.botToken) }, { Ref: lid(bothSlack.botToken) }]);
+    expect(Object.keys(bothChannels.template().findOutputs('*')).map((o) => o.replace(/[0-9A-F]{8}$/, '')).sort())
+      .toEqual(['AgentRegisterWebhookCommand', 'AgentSlackEventsUrl', 'AgentWebhookUrl']);
+    bothChannels.template().resourceCountIs('Custom::HermesTelegramWebhook', 1);
+  });
+});
+
+describe('HermesLambdaAgent slack allow-list', () => {
+  test('a Slack channel without Slack ids on the allow-list answers nobody on Slack (an empty list, as Hermes does)', () => {
+    const env = environment(slackNobody, slackNobody.agent.ingressFunction);
+    expect(env.HERMES_AWS_SLACK_ALLOWED_USERS).toBe('');
+    expect(env.HERMES_AWS_SLACK_ALLOW_ALL).toBeUndefined();
+    expect(env.HERMES_AWS_TELEGRAM_ALLOWED_USERS).toBe(TELEGRAM_USERS.join(','));
+  });
+});
+
+describe('HermesLambdaAgent scheduled jobs', () => {
+  const groupName = () => defaults.agent.scheduleGroup!.scheduleGroupName;
+
+  test('on by default: a schedule group of this agent, deleted with it (its schedules mirror Hermes\'s jobs.json)', () => {
+    const groups = resourcesOf(defaults.template(), 'AWS::Scheduler::ScheduleGroup');
+    expect(groups).toHaveLength(1);
+    expect(groups[0].id).toBe(lid(defaults.agent.scheduleGroup!));
+    expect(groups[0].props).toEqual({ Name: groupName() });
+    expect(groups[0].resource.DeletionPolicy).toBe('Delete');
+    expect(groupName()).toMatch(/^Defaults-Agent-Schedules-Group-[0-9A-F]{8}$/);
+    // and the cronjob toolset is on
+    expect(settingsDocument(defaults).config.agent.disabled_toolsets).not.toContain('cronjob');
+  });
+
+  test('the scheduler role is assumable by EventBridge Scheduler for this account and group only', () => {
+    const role = resource(defaults, defaults.agent.schedulerRole!);
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([{
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Principal: { Service: 'scheduler.amazonaws.com' },
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': '111111111111' },
+        ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [lid(defaults.agent.scheduleGroup!), 'Arn'] } },
+      },
+    }]);
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  test('the scheduler role may only send to the agent\'s queue (and use its key for that)', () => {
+    const statements = roleStatements(defaults.template(), lid(defaults.agent.schedulerRole!));
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], Resource: { 'Fn::GetAtt': [lid(defaults.agent.queue), 'Arn'] } },
+      { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'], Resource: SHARED_KEY_ARN },
+    ]);
+  });
+
+  test('the worker manages schedules in its group only, lists schedules, and passes only the scheduler role, only to Scheduler', () => {
+    const statements = functionRoleStatements(defaults, defaults.agent.workerFunction);
+    const scheduling = statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('scheduler:')));
+    expect(scheduling).toHaveLength(2);
+    expect(scheduling[0]).toEqual({
+      Effect: 'Allow',
+      Action: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule'],
+      Resource: expect.anything(),
+    });
+    expect(evaluate(scheduling[0].Resource)).toBe(`arn:aws:scheduler:us-east-1:111111111111:schedule/${groupName()}/*`);
+    expect(scheduling[1]).toEqual({ Effect: 'Allow', Action: 'scheduler:ListSchedules', Resource: '*' });
+    expect(actionsOf(statements)).not.toContain('scheduler:GetSchedule');
+    expect(allowing(statements, 'iam:PassRole')).toEqual([{
+      Effect: 'Allow',
+      Action: 'iam:PassRole',
+      Resource: { 'Fn::GetAtt': [lid(defaults.agent.schedulerRole!), 'Arn'] },
+      Condition: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+    }]);
+  });
+
+  test('scheduledJobs false: no group, no role, no scheduler permissions or variables, cronjob toolset off', () => {
+    const g = noJobs.agent;
+    const t = noJobs.template();
+    expect(g.scheduleGroup).toBeUndefined();
+    expect(g.schedulerRole).toBeUndefined();
+    t.resourceCountIs('AWS::Scheduler::ScheduleGroup', 0);
+    expect(Object.keys(workerEnv(noJobs)).filter((n) => /SCHEDULE|QUEUE_ARN/.test(n))).toEqual([]);
+    expect(actionsOf(functionRoleStatements(noJobs, g.workerFunction)).filter((a) => /^(scheduler|iam):/.test(a))).toEqual([]);
+    expect(settingsDocument(noJobs).config.agent.disabled_toolsets).toEqual([...LAMBDA_DISABLED_TOOLSETS, 'cronjob']);
+    // the queue keeps content-based deduplication either way
+    expect(resource(noJobs, g.queue).Properties.ContentBasedDeduplication).toBe(true);
+  });
+
+  test('scheduleTimeZone reaches the worker; without it the runtime uses UTC', () => {
+    expect(workerEnv(berlin).HERMES_AWS_SCHEDULE_TIMEZONE).toBe('Europe/Berlin');
+    expect(workerEnv(defaults).HERMES_AWS_SCHEDULE_TIMEZONE).toBeUndefined();
+  });
+});
+
+describe('HermesLambdaAgent memory', () => {
+  /** The AgentCore Memory L2 names its CfnMemory `Memory`, not `Resource`. */
+  const memoryLid = () => lid(agentMemory.memory.node.findChild('Memory'));
+
+  test('the worker is pointed at the memory and its namespaces', () => {
+    expect(withMemory.agent.memory).toBe(agentMemory);
+    const env = workerEnv(withMemory);
+    expect(env.HERMES_AWS_MEMORY_ID).toEqual({ 'Fn::GetAtt': [memoryLid(), 'MemoryId'] });
+    expect(JSON.parse(env.HERMES_AWS_MEMORY_NAMESPACES)).toEqual(['/users/{actorId}/facts', '/users/{actorId}/preferences', '/summaries/{actorId}/{sessionId}']);
+    withMemory.template().resourceCountIs('AWS::BedrockAgentCore::Memory', 1);
+  });
+
+  test('the worker may record events and retrieve records of that memory, and use its key through AgentCore only', () => {
+    const statements = functionRoleStatements(withMemory, withMemory.agent.workerFunction);
+    expect(statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('bedrock-agentcore:')))).toEqual([{
+      Effect: 'Allow',
+      Action: ['bedrock-agentcore:CreateEvent', 'bedrock-agentcore:RetrieveMemoryRecords'],
+      Resource: { 'Fn::GetAtt': [memoryLid(), 'MemoryArn'] },
+    }]);
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Resource: SHARED_KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 'bedrock-agentcore.us-east-1.amazonaws.com' } },
+    });
+  });
+
+  test('without memory: no AgentCore memory, variables or permissions', () => {
+    expect(defaults.agent.memory).toBeUndefined();
+    defaults.template().resourceCountIs('AWS::BedrockAgentCore::Memory', 0);
+    expect(Object.keys(workerEnv(defaults)).filter((n) => n.includes('MEMORY_'))).toEqual([]);
+    expect(actionsOf(functionRoleStatements(defaults, defaults.agent.workerFunction)).filter((a) => a.startsWith('bedrock-agentcore:'))).toEqual([]);
+  });
+});
+
+describe('HermesLambdaAgent budgets and prices', () => {
+  test('dailyTokenBudget and tokenPrices reach the worker', () => {
+    expect(workerEnv(budgeted).HERMES_AWS_DAILY_TOKEN_BUDGET).toBe('200000');
+    expect(JSON.parse(workerEnv(budgeted).HERMES_AWS_TOKEN_PRICES)).toEqual({ inputPerMillion: 0.5, outputPerMillion: 1.5 });
+    expect(budgeted.agent.tokenPrices).toEqual({ inputPerMillion: 0.5, outputPerMillion: 1.5 });
+    expect(workerEnv(defaults).HERMES_AWS_DAILY_TOKEN_BUDGET).toBeUndefined();
+  });
+
+  test('prices default to the model\'s estimate; a model without one estimates no cost', () => {
+    expect(defaults.agent.tokenPrices).toEqual({ inputPerMillion: 3, outputPerMillion: 15 });
+    expect(defaults.agent.tokenPrices).toEqual(defaults.agent.model.tokenPrices);
+    for (const built of [openAi, unknownPrices]) {
+      expect(built.agent.tokenPrices).toBeUndefined();
+      expect(workerEnv(built).HERMES_AWS_TOKEN_PRICES).toBeUndefined();
+    }
+  });
+
+  test('the budget counters live in the sessions table the worker already reads and writes', () => {
+    expect(allowing(functionRoleStatements(budgeted, budgeted.agent.workerFunction), 'dynamodb:UpdateItem')
+      .flatMap((s) => asArray(s.Resource))).toEqual([{ 'Fn::GetAtt': [lid(budgeted.agent.table), 'Arn'] }]);
+  });
+});
+
+describe('HermesLambdaAgent dashboard', () => {
+  test('on by default: ingress, queue age, dead letters, turns, worker errors, tokens and cost of this agent', () => {
+    const dashboards = resourcesOf(defaults.template(), 'AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    expect(dashboards[0].id).toBe(lid(defaults.agent.dashboard!));
+    const body = JSON.stringify(dashboards[0].props.DashboardBody);
+    for (const metric of ['IngressAccepted', 'IngressRejected', 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible',
+      'TurnDuration', 'TurnErrors', 'Errors', 'InputTokens', 'OutputTokens', 'EstimatedCost', 'BudgetExceeded']) {
+      expect(body).toContain(`\\"${metric}\\"`);
+    }
+    expect(body).toContain('\\"Agent\\",\\"Defaults/Agent\\"');
+    // cost per user, from the [Agent, User] dimension set
+    expect(body).toContain('SEARCH(\'{HermesAgent/Serverless,Agent,User} MetricName=\\\\\\"EstimatedCost\\\\\\" Agent=\\\\\\"Defaults/Agent\\\\\\"\'');
+  });
+
+  test('dashboard false: none', () => {
+    expect(budgeted.agent.dashboard).toBeUndefined();
+    budgeted.template().resourceCountIs('AWS::CloudWatch::Dashboard', 0);
+  });
+
+  test('per-user metrics carry the Agent and User dimensions', () => {
+    const cost = defaults.agent.metricUserEstimatedCost('telegram:42');
+    expect([cost.namespace, cost.metricName, cost.statistic]).toEqual(['HermesAgent/Serverless', 'EstimatedCost', 'Sum']);
+    expect(cost.dimensions).toEqual({ Agent: 'Defaults/Agent', User: 'telegram:42' });
+    const tokens = defaults.agent.metricUserTokens('slack:U012ABCDEF', { period: Duration.hours(1) }) as cloudwatch.MathExpression;
+    expect(tokens.expression).toBe('input + output');
+    expect(tokens.period.toHours()).toBe(1);
+    for (const [name, metricName] of [['input', 'InputTokens'], ['output', 'OutputTokens']]) {
+      const m = tokens.usingMetrics[name] as cloudwatch.Metric;
+      expect(m.metricName).toBe(metricName);
+      expect(m.dimensions).toEqual({ Agent: 'Defaults/Agent', User: 'slack:U012ABCDEF' });
+    }
+  });
+});
+
 describe('HermesLambdaAgent multi-agent', () => {
   test('two agents share the stack\'s key, backup plan and BucketDeployment handler', () => {
     const t = multiTemplate();
@@ -1038,13 +1322,27 @@ describe('HermesLambdaAgent validation', () => {
   });
 
   test.each([
-    ['slack', { slack: ['U012ABCDEF'] }],
-    ['slack', { slack: ['U012ABCDEF'], telegram: ['123456789'] }],
-    ['discord', { discord: ['123456789012345678'] }],
-    ['discord', { telegram: ['123456789'], discord: ['123456789012345678'] }],
-  ])('access allowing %s ids is refused (%j)', (platform, users) => {
+    [{ discord: ['123456789012345678'] }],
+    [{ telegram: ['123456789'], discord: ['123456789012345678'] }],
+  ])('access allowing discord ids is refused (%j)', (users) => {
     expectPropError(() => new HermesLambdaAgent(newStack(), 'A', { access: AgentAccess.allowUsers(users) }),
-      `HermesLambdaAgentProps.access allows ${platform} users, but this agent only answers on Telegram`);
+      'HermesLambdaAgentProps.access allows discord users, but this agent only answers on Telegram and Slack');
+  });
+
+  test.each([
+    [{ slack: ['U012ABCDEF'] }],
+    [{ slack: ['U012ABCDEF'], telegram: ['123456789'] }],
+  ])('access allowing Slack ids needs the slack prop (%j)', (users) => {
+    expectPropError(() => new HermesLambdaAgent(newStack(), 'A', { access: AgentAccess.allowUsers(users) }),
+      'HermesLambdaAgentProps.access allows slack users, but HermesLambdaAgentProps.slack is not set, so the agent does not answer on Slack');
+  });
+
+  test('access allowing Telegram ids with only a Slack channel is refused', () => {
+    const stack = newStack();
+    expectPropError(() => new HermesLambdaAgent(stack, 'A', {
+      access: AgentAccess.allowUsers({ telegram: ['123456789'], slack: ['U012ABCDEF'] }),
+      slack: new SlackSecrets(stack, 'Slack'),
+    }), 'HermesLambdaAgentProps.access allows telegram users, but HermesLambdaAgentProps.telegram is not set, so the agent does not answer on Telegram');
   });
 
   test.each([
@@ -1058,9 +1356,26 @@ describe('HermesLambdaAgent validation', () => {
     ['historyMaxMessages', '5000', { historyMaxMessages: 5000 }, 'between 10 and 2000 (got 5000)'],
     ['workerReservedConcurrency', '0', { workerReservedConcurrency: 0 }, 'between 1 and 1000 (got 0)'],
     ['sessionTtl (in days)', '12 hours', { sessionTtl: Duration.hours(12) }, 'between 1 and 3650 (got 0.5)'],
+    ['dailyTokenBudget', '999', { dailyTokenBudget: 999 }, 'between 1000 and 1000000000 (got 999)'],
+    ['dailyTokenBudget', '1500.5', { dailyTokenBudget: 1500.5 }, 'between 1000 and 1000000000 (got 1500.5)'],
+    ['dailyTokenBudget', '2e9', { dailyTokenBudget: 2e9 }, 'between 1000 and 1000000000 (got 2000000000)'],
   ] as Array<[string, string, Partial<HermesLambdaAgentProps>, string]>)('%s: %s is refused', (prop, _label, props, range) => {
     expectPropError(() => new HermesLambdaAgent(newStack(), 'A', { access, ...props }),
       `HermesLambdaAgentProps.${prop} must be an integer ${range}`);
+  });
+
+  test.each([
+    ['inputPerMillion', { inputPerMillion: -1, outputPerMillion: 15 }, -1],
+    ['outputPerMillion', { inputPerMillion: 3, outputPerMillion: 1001 }, 1001],
+    ['inputPerMillion', { inputPerMillion: NaN, outputPerMillion: 15 }, NaN],
+  ])('tokenPrices.%s out of range is refused (%j)', (field, tokenPrices, got) => {
+    expectPropError(() => new HermesLambdaAgent(newStack(), 'A', { access, tokenPrices }),
+      `HermesLambdaAgentProps.tokenPrices.${field} must be a number between 0 and 1000 (got ${got})`);
+  });
+
+  test('scheduleTimeZone without scheduled jobs is refused', () => {
+    expectPropError(() => new HermesLambdaAgent(newStack(), 'A', { access, scheduledJobs: false, scheduleTimeZone: TimeZone.EUROPE_BERLIN }),
+      'HermesLambdaAgentProps.scheduleTimeZone is set, but scheduledJobs is false; remove one of them');
   });
 
   test('the bounds themselves are accepted', () => {
@@ -1072,6 +1387,8 @@ describe('HermesLambdaAgent validation', () => {
       historyMaxMessages: 10,
       workerReservedConcurrency: 1,
       sessionTtl: Duration.days(1),
+      dailyTokenBudget: 1000,
+      tokenPrices: { inputPerMillion: 0, outputPerMillion: 0 },
     })).not.toThrow();
     expect(() => new HermesLambdaAgent(newStack(), 'A', {
       access,
@@ -1080,6 +1397,8 @@ describe('HermesLambdaAgent validation', () => {
       workerMemorySize: 10240,
       historyMaxMessages: 2000,
       sessionTtl: Duration.days(3650),
+      dailyTokenBudget: 1_000_000_000,
+      tokenPrices: { inputPerMillion: 1000, outputPerMillion: 1000 },
     })).not.toThrow();
   });
 });
