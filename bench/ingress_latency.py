@@ -12,7 +12,8 @@ Secrets Manager) in a subprocess on 127.0.0.1 and stops it at the end.
 (b) warm acknowledgement: M accepted requests in one process (SQS send on the
     emulator included), p50/p99, next to the empty handler; plus the refused path
     (wrong secret token), which never leaves the process, and the accepted path
-    with SendMessage answered in-process (the module's own work).
+    with SendMessage answered in-process (the module's own work); the same two for
+    Slack (`POST /slack`: v0 signature check over the raw body, event parsing).
 Both also list a "boto3 floor" handler: plain boto3 doing the same AWS calls
 (GetSecretValue once + SendMessage, clients at module level) with no checks - what
 any boto3-based ingress pays; the difference is this module's own overhead.
@@ -44,6 +45,7 @@ from _timing import moto_server, pct  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
 SECRET = "BenchWebhookSecret0123456789abcdefABCDEF0123456789abcdefABCDEF01"
+SLACK_SECRET = "bench0slack0signing0secret0123456"
 USER = 4242
 
 CHILD = r"""
@@ -70,6 +72,21 @@ def make_event(update_id: int, secret: str = SECRET) -> dict[str, Any]:
             "body": json.dumps(update)}
 
 
+def make_slack_event(n: int, good: bool = True) -> dict[str, Any]:
+    """A signed Events API request (a DM); ``good=False`` signs it with another secret."""
+    from hermes_aws.channels.slack import compute_signature
+
+    body = json.dumps({"type": "event_callback", "event_id": f"Ev{n}", "team_id": "T1", "event": {
+        "type": "message", "channel_type": "im", "channel": "D1", "user": "U1", "text": "hello",
+        "ts": f"1700000000.{n:06d}"}}).encode()
+    ts = str(int(time.time()))
+    return {"version": "2.0", "rawPath": "/slack", "isBase64Encoded": False,
+            "headers": {"content-type": "application/json", "x-slack-request-timestamp": ts,
+                        "x-slack-signature": compute_signature(SLACK_SECRET if good else "other", ts, body)},
+            "requestContext": {"http": {"method": "POST", "path": "/slack"}},
+            "body": body.decode()}
+
+
 def setup_aws(endpoint: str) -> dict[str, str]:
     env = {
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
@@ -81,8 +98,11 @@ def setup_aws(endpoint: str) -> dict[str, str]:
     import boto3
 
     arn = boto3.client("secretsmanager").create_secret(Name="bench/webhook", SecretString=SECRET)["ARN"]
+    slack_arn = boto3.client("secretsmanager").create_secret(Name="bench/slack", SecretString=SLACK_SECRET)["ARN"]
     env.update({
         "HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN": arn,
+        "HERMES_AWS_SLACK_SIGNING_SECRET_ARN": slack_arn,
+        "HERMES_AWS_SLACK_ALLOWED_USERS": "U1",
         "HERMES_AWS_TELEGRAM_ALLOWED_USERS": str(USER),
         "HERMES_AWS_AGENT_NAME": "Bench",
     })
@@ -155,13 +175,23 @@ def handler(event, context):
 """
 
 
-def warm(n: int, handlers: dict[str, tuple[Callable[[dict[str, Any], Any], dict[str, Any]], int]]) -> dict[str, list[float]]:
-    """n requests per handler, interleaved (request i of every handler, then i+1, ...)."""
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def warm(n: int, handlers: dict[str, tuple[Handler, int] | tuple[Handler, int, Callable[[int, bool], dict[str, Any]]]]
+         ) -> dict[str, list[float]]:
+    """n requests per handler, interleaved (request i of every handler, then i+1, ...).
+
+    A handler's optional third item builds its events (default: Telegram updates).
+    """
     out: dict[str, list[float]] = {name: [] for name in handlers}
     with stdout_to_devnull():
         for i in range(n + 1):
-            for name, (handler, expect) in handlers.items():
-                event = make_event(7_000_000 + i, secret=SECRET if expect == 200 else "wrong")
+            for name, (handler, expect, *maker) in handlers.items():
+                if maker:
+                    event = maker[0](7_000_000 + i, expect == 200)
+                else:
+                    event = make_event(7_000_000 + i, secret=SECRET if expect == 200 else "wrong")
                 t = time.perf_counter()
                 resp = handler(event, None)
                 elapsed = (time.perf_counter() - t) * 1000
@@ -228,6 +258,8 @@ def main() -> None:
         results.update(warm(args.warm, {
             "ingress, accepted (SendMessage stubbed)": (ingress, 200),
             "ingress, refused (wrong secret, 403)": (ingress, 403),
+            "ingress, Slack accepted (SendMessage stubbed)": (ingress, 200, make_slack_event),
+            "ingress, Slack refused (bad signature, 403)": (ingress, 403, make_slack_event),
             "empty handler": (empty, 200),
         }))
         lambda_ingress._sqs_client = sqs
@@ -243,9 +275,9 @@ def main() -> None:
         print(f"    {name:<28}{statistics.median(totals):>11.1f}{pct(totals, 90):>10.1f}"
               f"{statistics.median(r[1] for r in rows):>12.1f}{statistics.median(r[2] for r in rows):>13.1f}")
     print(f"(b) warm acknowledgement, {args.warm} requests each (interleaved)")
-    print(f"    {'handler':<42}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(f"    {'handler':<48}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, values in results.items():
-        print(f"    {name:<42}{pct(values, 50):>9.3f}{pct(values, 99):>9.3f}{max(values):>9.3f}")
+        print(f"    {name:<48}{pct(values, 50):>9.3f}{pct(values, 99):>9.3f}{max(values):>9.3f}")
     print(f"    messages queued: {counts} (cold: {args.cold + 1} each; warm: {args.warm + 1} each)")
 
 

@@ -7,5 +7,6 @@ export * from './backup-plan';
 export * from './fargate';
 export * from './access';
 export * from './serverless';
+export * from './agentcore';
 export * from './agent-props';
 export * from './memory';

@@ -37,8 +37,9 @@ Toolsets off on Lambda (:data:`LAMBDA_DISABLED_TOOLSETS`), and why
   processes that the image does not ship.
 * ``code_execution``: runs model-written Python in a subprocess with tool RPC.
 * ``delegation``: sub-agents multiply model calls inside one 15-minute invocation.
-* ``cronjob``: Hermes's scheduler needs a long-running ticker; part two maps it
-  to EventBridge Scheduler and re-enables it.
+* ``cronjob``: Hermes's scheduler needs a long-running ticker. When the worker
+  maps jobs to EventBridge Scheduler (:mod:`hermes_aws.cron_bridge`) it passes
+  ``allow_toolsets=("cronjob",)`` to re-enable it for chat turns.
 * ``clarify``: blocks the turn waiting for the user's answer; a webhook turn
   cannot wait (Hermes's cron disables it for the same reason).
 * ``session_search``: searches Hermes's SQLite ``state.db``, which this runtime
@@ -49,6 +50,14 @@ Toolsets off on Lambda (:data:`LAMBDA_DISABLED_TOOLSETS`), and why
   ``feishu_doc``, ``feishu_drive``, ``x_search``, ``video``, ``video_gen``, ``project``:
   other platforms' tools or desktop/GUI-only; Hermes keeps most of them off by
   default already, listed so a settings change cannot turn them on here.
+
+Session context: :func:`session_context` binds Hermes's per-session variables
+(``gateway.session_context.set_session_vars``: platform, chat, thread, user,
+session key and id, message id) for a turn, as Hermes's gateway does, and
+mirrors them in ``os.environ`` (tools that run in a worker thread without the
+context fall back to it). Hermes's ``cronjob`` tool reads them to record the
+chat a job was created in as its ``origin``; ``gateway=True`` also sets
+``HERMES_GATEWAY_SESSION=1``, which Hermes requires before it offers the tool.
 
 Kept: ``skills`` (skills_list, skill_view, skill_manage: write under
 ``$HERMES_HOME/skills``, synced to S3), ``memory`` (``$HERMES_HOME/memories``,
@@ -68,6 +77,12 @@ during the turn, the returned message list no longer starts with the history
 that was passed in; :attr:`TurnResult.compacted` then holds the whole new
 transcript (the caller starts a new session with it, as Hermes does).
 
+Long-term memory (:mod:`hermes_aws.memory`, when activated): Hermes recalls
+before the model call and records the turn on a background thread; the runner
+waits for that write (:func:`hermes_aws.memory.flush`) before it returns. The
+messages it returns are Hermes's; callers store them through
+:func:`without_recall` so history keeps the user's own text, not the recalled block.
+
 Failures: a turn Hermes gives up on (``failed`` after its own API retries, or no
 final response) raises :class:`AgentTurnError`; nothing of it should be persisted.
 """
@@ -76,7 +91,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,9 +131,14 @@ class TurnResult:
         return iter((self.final_response, self.new_messages, self.usage))
 
 
-def disabled_toolsets(config: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
-    """:data:`LAMBDA_DISABLED_TOOLSETS` + ``agent.disabled_toolsets`` + ``extra``, in order, no duplicates."""
-    out: list[str] = list(LAMBDA_DISABLED_TOOLSETS)
+def disabled_toolsets(config: Mapping[str, Any], extra: Iterable[str] = (), allow: Iterable[str] = ()) -> list[str]:
+    """:data:`LAMBDA_DISABLED_TOOLSETS` (less ``allow``) + ``agent.disabled_toolsets`` + ``extra``.
+
+    In order, no duplicates. ``allow`` only lifts our own list: a toolset the
+    settings disable stays disabled.
+    """
+    allowed = {str(a) for a in allow}
+    out: list[str] = [t for t in LAMBDA_DISABLED_TOOLSETS if t not in allowed]
     agent_cfg = config.get("agent") if isinstance(config.get("agent"), Mapping) else {}
     for name in [*(agent_cfg.get("disabled_toolsets") or []), *extra]:
         name = str(name).strip()
@@ -146,6 +168,7 @@ def build_agent(
     chat_type: str | None = None,
     user_name: str | None = None,
     extra_disabled_toolsets: Iterable[str] = (),
+    allow_toolsets: Iterable[str] = (),
     **overrides: Any,
 ) -> Any:
     """An ``AIAgent`` configured from ``$HERMES_HOME/config.yaml`` (see the module docstring)."""
@@ -182,7 +205,7 @@ def build_agent(
         "providers_order": routing.get("order"),
         "provider_sort": routing.get("sort"),
         "enabled_toolsets": sorted(_get_platform_tools(cfg, platform)),
-        "disabled_toolsets": disabled_toolsets(cfg, extra_disabled_toolsets),
+        "disabled_toolsets": disabled_toolsets(cfg, extra_disabled_toolsets, allow_toolsets),
         "quiet_mode": True,
         "skip_context_files": False,
         "platform": platform,
@@ -208,6 +231,7 @@ def run_turn(
     chat_type: str | None = None,
     user_name: str | None = None,
     extra_disabled_toolsets: Iterable[str] = (),
+    allow_toolsets: Iterable[str] = (),
     agent: Any = None,
     **overrides: Any,
 ) -> TurnResult:
@@ -223,7 +247,7 @@ def run_turn(
         agent = build_agent(
             session_id=session_id, user_id=user_id, platform=platform, chat_id=chat_id,
             chat_type=chat_type, user_name=user_name,
-            extra_disabled_toolsets=extra_disabled_toolsets, **overrides,
+            extra_disabled_toolsets=extra_disabled_toolsets, allow_toolsets=allow_toolsets, **overrides,
         )
     captured: list[Callable[[], None]] = []
 
@@ -241,8 +265,11 @@ def run_turn(
         result = agent.run_conversation(user_message, conversation_history=history_list or None)
     except BaseException:
         if own_agent:
+            _flush_memory(agent)
             _close(agent)
         raise
+    if own_agent:
+        _flush_memory(agent)  # the turn's memory write runs on a thread Lambda would freeze
 
     final = result.get("final_response")
     if result.get("failed") or result.get("interrupted") or not isinstance(final, str) or not final.strip():
@@ -278,6 +305,50 @@ def run_turn(
                       model=str(result.get("model") or ""), provider=str(result.get("provider") or ""))
 
 
+#: ``set_session_vars`` keyword -> the environment variable it stands for
+_SESSION_ENV = {
+    "platform": "HERMES_SESSION_PLATFORM", "chat_id": "HERMES_SESSION_CHAT_ID",
+    "chat_name": "HERMES_SESSION_CHAT_NAME", "thread_id": "HERMES_SESSION_THREAD_ID",
+    "user_id": "HERMES_SESSION_USER_ID", "user_name": "HERMES_SESSION_USER_NAME",
+    "session_key": "HERMES_SESSION_KEY", "session_id": "HERMES_SESSION_ID",
+    "message_id": "HERMES_SESSION_MESSAGE_ID",
+}
+GATEWAY_SESSION_ENV = "HERMES_GATEWAY_SESSION"
+
+
+@contextmanager
+def session_context(*, platform: str, chat_id: str, chat_name: str | None = None, thread_id: str | None = None,
+                    user_id: str | None = None, user_name: str | None = None, session_key: str | None = None,
+                    session_id: str | None = None, message_id: str | None = None,
+                    gateway: bool = False) -> Iterator[None]:
+    """Hermes's session variables for one turn (see the module doc); cleared afterwards."""
+    from gateway.session_context import clear_session_vars, set_session_vars
+
+    values = {"platform": platform, "chat_id": chat_id, "chat_name": chat_name, "thread_id": thread_id,
+              "user_id": user_id, "user_name": user_name, "session_key": session_key,
+              "session_id": session_id, "message_id": message_id}
+    strings = {k: "" if v is None else str(v) for k, v in values.items()}
+    names = [*_SESSION_ENV.values(), GATEWAY_SESSION_ENV]
+    saved = {name: os.environ.get(name) for name in names}
+    tokens = set_session_vars(**strings)
+    try:
+        for key, name in _SESSION_ENV.items():
+            if strings[key]:
+                os.environ[name] = strings[key]
+            else:
+                os.environ.pop(name, None)
+        if gateway:
+            os.environ[GATEWAY_SESSION_ENV] = "1"
+        yield
+    finally:
+        clear_session_vars(tokens)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _deferred(target: Callable[[], None], agent_to_close: Any) -> Callable[[], None]:
     """Hermes's review target, closing the agent afterwards (when the runner built it)."""
     def review() -> None:
@@ -287,6 +358,36 @@ def _deferred(target: Callable[[], None], agent_to_close: Any) -> Callable[[], N
             if agent_to_close is not None:
                 _close(agent_to_close)
     return review
+
+
+#: how Hermes marks recalled long-term memories in the text it sends (agent/memory_manager.py)
+MEMORY_CONTEXT_MARKER = "<memory-context>"
+
+
+def without_recall(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The message to store: a user message keeps what the user wrote, not the memories recalled for it.
+
+    Hermes keeps the text it sent (the user's text plus a ``<memory-context>``
+    block) as ``api_content``; stored and replayed, every later turn would carry
+    that stale recall. Other ``api_content`` is kept.
+    """
+    out = dict(message)
+    api_content = out.get("api_content")
+    if out.get("role") == "user" and isinstance(api_content, str) and MEMORY_CONTEXT_MARKER in api_content:
+        del out["api_content"]
+    return out
+
+
+def _flush_memory(agent: Any) -> None:
+    """Wait for Hermes's queued memory-provider writes (:func:`hermes_aws.memory.flush`); never raises."""
+    if getattr(agent, "_memory_manager", None) is None:
+        return
+    try:
+        from hermes_aws import memory
+
+        memory.flush(agent)
+    except Exception:  # pragma: no cover - best effort
+        logger.debug("memory flush failed", exc_info=True)
 
 
 def _starts_with(messages: Sequence[Mapping[str, Any]], prefix: Sequence[Mapping[str, Any]]) -> bool:

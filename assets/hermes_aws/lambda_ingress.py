@@ -1,50 +1,76 @@
-"""Ingress Lambda: Telegram webhook -> SQS FIFO, acknowledged in milliseconds.
+"""Ingress Lambda: Telegram and Slack webhooks -> SQS FIFO, acknowledged in milliseconds.
 
 Handler ``hermes_aws.lambda_ingress.handler`` behind a Lambda **Function URL**
 (payload format 2.0). It never runs the agent: it checks the request, applies
-the allow-list and puts the update on the FIFO queue the worker consumes.
+the allow-list and puts the message on the FIFO queue the worker consumes.
 
 Imports: the standard library, boto3 (bundled in the Lambda runtime) and the
 light ``hermes_aws`` modules (events, placeholders, secrets, channels.base,
-channels.telegram). Never Hermes, yaml or anything else heavy: the cold start is
-measured by ``bench/ingress_latency.py`` and guarded by a test.
+channels.telegram, channels.slack). Never Hermes, yaml or anything else heavy:
+the cold start is measured by ``bench/ingress_latency.py`` and guarded by a test.
 
 Environment
 -----------
 ``HERMES_AWS_QUEUE_URL``                    FIFO queue URL (required)
-``HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN``  secret holding the webhook secret token (required);
-                                            read from Secrets Manager, cached 5 minutes
+``HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN``  secret holding the Telegram webhook secret token;
+                                            set = ``POST /telegram`` enabled
 ``HERMES_AWS_TELEGRAM_ALLOWED_USERS``       comma-separated numeric Telegram user ids
-``HERMES_AWS_TELEGRAM_ALLOW_ALL``           ``true`` to accept every user (else: allow-list only;
-                                            neither set = nobody is allowed)
+``HERMES_AWS_TELEGRAM_ALLOW_ALL``           ``true`` to accept every Telegram user
+``HERMES_AWS_SLACK_SIGNING_SECRET_ARN``     secret holding the Slack app's signing secret;
+                                            set = ``POST /slack`` enabled
+``HERMES_AWS_SLACK_ALLOWED_USERS``          comma-separated Slack user ids (``U012ABC``)
+``HERMES_AWS_SLACK_ALLOW_ALL``              ``true`` to accept every Slack user
 ``HERMES_AWS_MAX_BODY_BYTES``               request body limit, default 65536
 ``HERMES_AWS_AGENT_NAME``                   the ``Agent`` metric dimension (default ``default``)
 
+Secrets are read from Secrets Manager and cached 5 minutes. Per channel,
+neither allow-list variable set = nobody is allowed.
+
 Request handling, in this order
 -------------------------------
-1. route: only ``POST /telegram``; other paths 404, other methods on it 405 (``Allow: POST``)
+1. route: ``POST /telegram`` and ``POST /slack``, each only when its secret is
+   configured; other paths 404, other methods on them 405 (``Allow: POST``)
 2. size: 413 when the body (base64-decoded when ``isBase64Encoded``) is over the limit,
    checked before anything parses it (400 when the base64 itself is invalid)
-3. secret: ``X-Telegram-Bot-Api-Secret-Token`` missing 401, wrong 403 (constant time)
-4. JSON: 400 unless a JSON object with an integer ``update_id`` (NaN/Infinity refused)
-5. :func:`~hermes_aws.channels.telegram.parse_update`: unsupported updates and users not
-   on the allow-list get 200 (so Telegram does not redeliver) and are not queued
-6. ``SendMessage`` with ``MessageGroupId=telegram:<chat_id>``,
-   ``MessageDeduplicationId=telegram:<update_id>`` and the body
-   ``{"source": "telegram", "update": <update>, "received_at": "<iso>"}`` -> 200
-   ``{"ok": true}``; a failed send is 500 so Telegram retries (the dedup id keeps one copy
-   within SQS's 5-minute window).
+3. authenticity, before the body is parsed:
 
-The incoming body is only ever the ``update`` inside that envelope: a body that
-says ``"source": "hermes.cron"`` cannot become a scheduler message.
+   * Telegram: ``X-Telegram-Bot-Api-Secret-Token`` missing 401, wrong 403 (constant time);
+   * Slack: the v0 signature (:func:`hermes_aws.channels.slack.verify_signature`, HMAC-SHA256
+     of ``v0:<timestamp>:<raw body>``): ``X-Slack-Signature`` or
+     ``X-Slack-Request-Timestamp`` missing 401, a timestamp more than 5 minutes
+     away (a replay) 403, a wrong signature 403 - so even ``url_verification``
+     is answered only to Slack.
+
+4. JSON: 400 unless a JSON object (NaN/Infinity refused); Telegram: with an
+   integer ``update_id``
+5. what it is, from whom (:func:`~hermes_aws.channels.telegram.parse_update`,
+   :func:`~hermes_aws.channels.slack.classify`): Slack's ``url_verification`` is
+   answered ``{"challenge": ...}``; unsupported updates/events (edits, bots, the
+   bot's own messages, channel messages without a mention, ...) and users not on
+   the allow-list get 200 (so the channel does not redeliver) and are not queued
+6. ``SendMessage`` -> 200 ``{"ok": true}``; a failed send is 500 so the channel
+   retries (the dedup id keeps one copy within SQS's 5-minute window):
+
+   * Telegram: group ``telegram:<chat_id>``, dedup ``telegram:<update_id>``, body
+     ``{"source": "telegram", "update": <update>, "received_at": "<iso>"}``;
+   * Slack: group ``slack:<channel id>``, dedup ``slack:<event_id>``, body
+     ``{"source": "slack", "event": <envelope>, "received_at": "<iso>"}``.
+     Slack redelivers an event it got no answer for within 3 seconds with the
+     same ``event_id`` (``X-Slack-Retry-Num``, logged as ``retry``): SQS drops the
+     copy, and the worker's ledger answers an event at most once after that.
+
+The incoming body is only ever the ``update``/``event`` inside an envelope the
+ingress writes itself: a body that says ``"source": "hermes.cron"`` cannot
+become a scheduler message.
 
 Each request writes one JSON line (``events.emit``): ``event: "ingress"``,
 ``outcome`` (``accepted`` | ``rejected`` | ``ignored`` | ``error``), ``reason``,
-``status`` and ids (never the text or a secret), carrying an EMF block: namespace
-``HermesAgent/Serverless``, dimension ``Agent``, metrics ``IngressAccepted``,
-``IngressRejected``, ``IngressIgnored``, ``IngressError`` (each 0 or 1).
-``rejected`` = refused with a 4xx (probing, misconfiguration); ``ignored`` = a
-genuine Telegram update acknowledged but not queued (unsupported, not allowed).
+``status``, ``source`` and ids (never the text or a secret), carrying an EMF
+block: namespace ``HermesAgent/Serverless``, dimension ``Agent``, metrics
+``IngressAccepted``, ``IngressRejected``, ``IngressIgnored``, ``IngressError``
+(each 0 or 1). ``rejected`` = refused with a 4xx (probing, misconfiguration);
+``ignored`` = a genuine update/event acknowledged but not queued (unsupported,
+not allowed, Slack's URL verification).
 """
 
 from __future__ import annotations
@@ -58,24 +84,29 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hermes_aws import events
+from hermes_aws.channels import slack
 from hermes_aws.channels.telegram import (
     parse_update,
     secret_token_header,
     secret_tokens_match,
     update_id_of,
 )
-from hermes_aws.secrets import SecretCache, SecretError
+from hermes_aws.secrets import SecretCache, SecretError, is_placeholder
 
 QUEUE_URL_ENV = "HERMES_AWS_QUEUE_URL"
 WEBHOOK_SECRET_ARN_ENV = "HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN"
 ALLOWED_USERS_ENV = "HERMES_AWS_TELEGRAM_ALLOWED_USERS"
 ALLOW_ALL_ENV = "HERMES_AWS_TELEGRAM_ALLOW_ALL"
+SLACK_SIGNING_SECRET_ARN_ENV = "HERMES_AWS_SLACK_SIGNING_SECRET_ARN"
+SLACK_ALLOWED_USERS_ENV = "HERMES_AWS_SLACK_ALLOWED_USERS"
+SLACK_ALLOW_ALL_ENV = "HERMES_AWS_SLACK_ALLOW_ALL"
 MAX_BODY_ENV = "HERMES_AWS_MAX_BODY_BYTES"
 AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"
 
 DEFAULT_MAX_BODY_BYTES = 65536
 ROUTE = "/telegram"
 SOURCE = "telegram"
+SLACK_ROUTE = "/slack"
 EVENT = "ingress"
 METRIC_NAMESPACE = "HermesAgent/Serverless"
 METRICS = {  # outcome -> metric name
@@ -116,9 +147,10 @@ def sqs_client() -> Any:
 class _Result(Exception):
     """Ends request handling with a response; carries what to log."""
 
-    def __init__(self, status: int, outcome: str, reason: str, **log: Any) -> None:
+    def __init__(self, status: int, outcome: str, reason: str, *, body: dict[str, Any] | None = None,
+                 **log: Any) -> None:
         super().__init__(reason)
-        self.status, self.outcome, self.reason, self.log = status, outcome, reason, log
+        self.status, self.outcome, self.reason, self.log, self.body = status, outcome, reason, log, body
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -133,7 +165,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.update(result.log)
     _emit(result, log, context, started)
     return _response(result.status, result.status < 300,
-                     {"allow": "POST"} if result.status == 405 else None)
+                     {"allow": "POST"} if result.status == 405 else None, result.body)
 
 
 def _handle(event: dict[str, Any], log: dict[str, Any]) -> _Result:
@@ -142,23 +174,28 @@ def _handle(event: dict[str, Any], log: dict[str, Any]) -> _Result:
     path = str(event.get("rawPath") or http.get("path") or "")
     log.update(method=events.short(method, 10), path=events.short(path, 80))
 
-    # 1. route
-    if path != ROUTE:
+    # 1. route (a channel without its secret configured has no route)
+    route = _ROUTES.get(path)
+    if route is None or not os.environ.get(route[0], "").strip():
         raise _Result(404, "rejected", "no such route")
     if method != "POST":
         raise _Result(405, "rejected", "method not allowed")
+    log["source"] = "telegram" if path == ROUTE else "slack"
 
     # 2. size, on the raw bytes
     limit = _int_env(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
     raw = _body_bytes(event, limit)
     log["bytes"] = len(raw)
-
-    # 3. secret token
     headers = event.get("headers") or {}
-    given = secret_token_header(headers if isinstance(headers, dict) else {})
+    return route[1](raw, headers if isinstance(headers, dict) else {}, log)
+
+
+def _telegram(raw: bytes, headers: dict[str, Any], log: dict[str, Any]) -> _Result:
+    # 3. secret token
+    given = secret_token_header(headers)
     if given is None:
         raise _Result(401, "rejected", "missing secret token")
-    expected = _webhook_secret()
+    expected = _secret(WEBHOOK_SECRET_ARN_ENV, "webhook secret")
     if not secret_tokens_match(given, expected):
         raise _Result(403, "rejected", "wrong secret token")
 
@@ -174,26 +211,64 @@ def _handle(event: dict[str, Any], log: dict[str, Any]) -> _Result:
     if message is None:
         raise _Result(200, "ignored", f"unsupported update: {_kind(update)}")
     log.update(chat_id=message.chat_id, user_id=message.user_id, chat_type=message.chat_type)
-    if not _allowed(message.user_id):
+    if not _allowed(message.user_id, ALLOWED_USERS_ENV, ALLOW_ALL_ENV):
         raise _Result(200, "ignored", "user not allowed")
 
     # 6. enqueue
+    return _enqueue({"source": SOURCE, "update": update}, group=message.group_id, dedup=message.dedup_key)
+
+
+def _slack(raw: bytes, headers: dict[str, Any], log: dict[str, Any]) -> _Result:
+    retry = slack.retry_info(headers)
+    if retry is not None:
+        log.update(retry=retry.num, retry_reason=events.short(retry.reason, 40) if retry.reason else None)
+
+    # 3. signature, on the raw bytes, before anything is parsed or answered
+    timestamp = slack.header_value(headers, slack.TIMESTAMP_HEADER)
+    if timestamp is None or slack.header_value(headers, slack.SIGNATURE_HEADER) is None:
+        raise _Result(401, "rejected", "missing Slack signature")
+    signing_secret = _secret(SLACK_SIGNING_SECRET_ARN_ENV, "signing secret")
+    if not slack.verify_signature(headers, raw, signing_secret):
+        stale = not timestamp.strip().isdigit() or abs(time.time() - int(timestamp.strip())) > slack.MAX_SIGNATURE_AGE
+        raise _Result(403, "rejected", "stale Slack signature timestamp" if stale else "wrong Slack signature")
+
+    # 4. JSON object
+    payload = _json_object(raw)
+
+    # 5. what it is, from whom
+    sorted_ = slack.classify(payload)
+    if sorted_.event_id:
+        log["event_id"] = events.short(sorted_.event_id, 40)
+    if sorted_.kind == slack.URL_VERIFICATION:
+        raise _Result(200, "ignored", "url_verification", body={"challenge": sorted_.challenge})
+    message = sorted_.message
+    if sorted_.kind != slack.EVENT_CALLBACK or message is None:
+        raise _Result(200, "ignored", f"unsupported event: {sorted_.reason}")
+    log.update(chat_id=message.chat_id, user_id=message.user_id, chat_type=message.chat_type)
+    if not _allowed(message.user_id, SLACK_ALLOWED_USERS_ENV, SLACK_ALLOW_ALL_ENV):
+        raise _Result(200, "ignored", "user not allowed")
+
+    # 6. enqueue
+    return _enqueue({"source": slack.CHANNEL, "event": payload}, group=message.group_id, dedup=message.dedup_key)
+
+
+#: path -> (the environment variable that enables it, handler)
+_ROUTES = {ROUTE: (WEBHOOK_SECRET_ARN_ENV, _telegram), SLACK_ROUTE: (SLACK_SIGNING_SECRET_ARN_ENV, _slack)}
+
+
+def _enqueue(envelope: dict[str, Any], *, group: str, dedup: str) -> _Result:
     queue_url = os.environ.get(QUEUE_URL_ENV, "").strip()
     if not queue_url:
         raise _Result(500, "error", f"{QUEUE_URL_ENV} is not set")
-    envelope = {
-        "source": SOURCE,
-        "update": update,
-        "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-    }
+    envelope = {**envelope, "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
     try:
         from botocore.exceptions import BotoCoreError, ClientError
 
         resp = sqs_client().send_message(
             QueueUrl=queue_url,
             MessageBody=json.dumps(envelope, ensure_ascii=True, separators=(",", ":")),
-            MessageGroupId=f"{SOURCE}:{message.chat_id}",
-            MessageDeduplicationId=f"{SOURCE}:{update_id}",
+            MessageGroupId=group,
+            MessageDeduplicationId=dedup,
         )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "ClientError")
@@ -226,17 +301,19 @@ def _body_bytes(event: dict[str, Any], limit: int) -> bytes:
     return raw
 
 
-def _webhook_secret() -> str:
-    arn = os.environ.get(WEBHOOK_SECRET_ARN_ENV, "").strip()
-    if not arn:
-        raise _Result(500, "error", f"{WEBHOOK_SECRET_ARN_ENV} is not set")
+def _secret(env: str, what: str) -> str:
+    arn = os.environ.get(env, "").strip()
+    if not arn:  # pragma: no cover - the route is disabled without it
+        raise _Result(500, "error", f"{env} is not set")
     try:
         value = secret_cache().get(arn)
     except SecretError as exc:
-        raise _Result(500, "error", f"webhook secret unavailable: {exc.code}") from None
+        raise _Result(500, "error", f"{what} unavailable: {exc.code}") from None
     if not value.strip():
-        raise _Result(500, "error", "webhook secret is empty")
-    return value
+        raise _Result(500, "error", f"{what} is empty")
+    if is_placeholder(value):
+        raise _Result(500, "error", f"{what} still holds the placeholder value")
+    return value.strip() if env == SLACK_SIGNING_SECRET_ARN_ENV else value
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -252,10 +329,10 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _allowed(user_id: str) -> bool:
-    if os.environ.get(ALLOW_ALL_ENV, "").strip().lower() in _TRUE:
+def _allowed(user_id: str, users_env: str, all_env: str) -> bool:
+    if os.environ.get(all_env, "").strip().lower() in _TRUE:
         return True
-    allowed = {u.strip() for u in os.environ.get(ALLOWED_USERS_ENV, "").split(",")}
+    allowed = {u.strip() for u in os.environ.get(users_env, "").split(",")}
     allowed.discard("")
     return user_id in allowed
 
@@ -283,11 +360,14 @@ def _int_env(name: str, default: int) -> int:
     return value if value > 0 else default
 
 
-def _response(status: int, ok: bool, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def _response(status: int, ok: bool, headers: dict[str, str] | None = None,
+              body: dict[str, Any] | None = None) -> dict[str, Any]:
+    if body is None:
+        body = {"ok": True} if ok else {"ok": False, "error": _STATUS_TEXT.get(status, "error")}
     return {
         "statusCode": status,
         "headers": {"content-type": "application/json", "cache-control": "no-store", **(headers or {})},
-        "body": '{"ok":true}' if ok else json.dumps({"ok": False, "error": _STATUS_TEXT.get(status, "error")}),
+        "body": json.dumps(body, separators=(",", ":")),
     }
 
 
@@ -319,11 +399,13 @@ def _emit(result: _Result, log: dict[str, Any], context: Any, started: float) ->
         pass
 
 
-# Inside Lambda, create the clients and read the webhook secret during init (which
+# Inside Lambda, create the clients and read the channel secrets during init (which
 # Lambda may run ahead of the first request); elsewhere (tests, benchmarks) on first use.
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get(QUEUE_URL_ENV):
     try:
         sqs_client()
-        secret_cache().get(os.environ.get(WEBHOOK_SECRET_ARN_ENV, ""))
+        for _env, _ in _ROUTES.values():
+            if os.environ.get(_env, "").strip():
+                secret_cache().get(os.environ[_env].strip())
     except Exception:  # pragma: no cover - retried on first use
         reset()

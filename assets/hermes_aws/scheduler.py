@@ -86,7 +86,10 @@ the TTL. ``force=True`` bypasses it.
 Target and delivery semantics
 -----------------------------
 ``Target = {Arn: <FIFO queue>, RoleArn: <scheduler role>, SqsParameters:
-{MessageGroupId}, RetryPolicy: {MaximumRetryAttempts: 0}, Input: <json>}``,
+{MessageGroupId}, RetryPolicy: {MaximumRetryAttempts: 0}, Input: <json>}``
+(the message group is fixed or derived from the job's own origin:
+:func:`origin_message_group` gives ``<platform>:<chat id>``, so a job's runs
+queue behind its chat's messages),
 ``FlexibleTimeWindow = OFF``. The Input carries ``"scheduled_time":
 "<aws.scheduler.scheduled-time>"``, which EventBridge replaces per tick, so every
 tick's body differs and, with **content-based deduplication on the FIFO queue
@@ -150,6 +153,8 @@ _MANAGED_NAME = re.compile(rf"^{re.escape(NAME_PREFIX)}(?P<id>[A-Za-z0-9_.-]+)-(
 #: Hermes's check that a schedule string is a cron expression (cron/jobs.py parse_schedule)
 _CRON_FIELD = re.compile(r"^[\d*\-,/]+$")
 _FIELD_MAX = {"minute": 59, "hour": 23, "day-of-month": 31, "month": 12}
+#: SQS: 1-128 characters of alphanumerics and punctuation
+_MESSAGE_GROUP = re.compile(r"^[!-~]{1,128}$")
 
 
 class ScheduleError(ValueError):
@@ -396,6 +401,15 @@ def job_payload(job: Mapping[str, Any], origin: Mapping[str, Any] | None = None)
     }
 
 
+def origin_message_group(origin: Mapping[str, Any] | None) -> str:
+    """``<platform>:<chat id>`` (the chat's own queue group, as the ingress uses), else ``cron``."""
+    if origin and origin.get("platform") and origin.get("chat_id"):
+        group = f"{origin['platform']}:{origin['chat_id']}"
+        if _MESSAGE_GROUP.match(group):
+            return group
+    return "cron"
+
+
 def message_input(payload: Mapping[str, Any]) -> str:
     """The schedule's ``Target.Input``; the prompt is dropped when the body would be too large."""
     body = {"source": SOURCE, "job": dict(payload), "scheduled_time": SCHEDULED_TIME_ATTRIBUTE}
@@ -440,8 +454,14 @@ class _Target:
     group_name: str
     queue_arn: str
     role_arn: str
-    message_group_id: str
+    message_group_id: str | Callable[[Mapping[str, Any] | None], str]
     timezone: str
+
+    def group_for(self, origin: Mapping[str, Any] | None) -> str:
+        group = self.message_group_id(origin) if callable(self.message_group_id) else self.message_group_id
+        if not isinstance(group, str) or not _MESSAGE_GROUP.match(group):
+            raise ScheduleError(f"invalid SQS message group id {group!r}")
+        return group
 
 
 def _wanted_state(job: Mapping[str, Any]) -> str | None:
@@ -494,9 +514,10 @@ def _desired_for(job: Mapping[str, Any], target: _Target, origin: Mapping[str, A
 
     own = job_payload(job)  # the job's own origin: what the hash covers
     effective = job_payload(job, origin)
+    group = target.group_for(own["origin"])  # the job's own: a fallback origin must not move it
     definition = {
         "v": FORMAT_VERSION, "expression": expression, "timezone": tz, "queue": target.queue_arn,
-        "role": target.role_arn, "group": target.message_group_id, "retries": 0, "job": own,
+        "role": target.role_arn, "group": group, "retries": 0, "job": own,
     }
     name = schedule_name(job_id, _hash(definition))
     request: dict[str, Any] = {
@@ -510,7 +531,7 @@ def _desired_for(job: Mapping[str, Any], target: _Target, origin: Mapping[str, A
             "Arn": target.queue_arn,
             "RoleArn": target.role_arn,
             "Input": message_input(effective),
-            "SqsParameters": {"MessageGroupId": target.message_group_id},
+            "SqsParameters": {"MessageGroupId": group},
             "RetryPolicy": {"MaximumRetryAttempts": 0},
         },
     }
@@ -587,7 +608,7 @@ def reconcile(
     group_name: str,
     target_queue_arn: str,
     role_arn: str,
-    message_group_id: str,
+    message_group_id: str | Callable[[Mapping[str, Any] | None], str],
     origin: Mapping[str, Any] | None = None,
     client: Any = None,
     timezone: str | None = None,
@@ -598,7 +619,10 @@ def reconcile(
     """Make the schedules of ``group_name`` agree with Hermes's ``jobs.json`` (see the module doc).
 
     ``origin``: the origin (``{"platform", "chat_id", "thread_id", ...}``) used for
-    jobs that have none, i.e. the chat of the turn that just ran. ``timezone``:
+    jobs that have none, i.e. the chat of the turn that just ran.
+    ``message_group_id``: the SQS message group of every schedule, or a function
+    of a job's own origin (None for a job without one), e.g.
+    :func:`origin_message_group` (so a job's runs queue behind its chat's messages). ``timezone``:
     defaults to :func:`hermes_timezone`. Per-job and per-schedule failures are
     collected in ``errors``; failing to list the group raises.
     """
@@ -866,7 +890,7 @@ def is_silent(response_text: Any) -> bool:
 
 __all__ = [
     "SOURCE", "ScheduleError", "schedule_expression", "rate_expression", "cron_to_eventbridge",
-    "oneshot_due", "hermes_timezone", "schedule_name", "job_payload",
+    "oneshot_due", "hermes_timezone", "schedule_name", "job_payload", "origin_message_group",
     "message_input", "load_jobs", "ReconcileResult", "reconcile", "forget", "FiredJob", "fired_job",
     "is_silent",
 ]

@@ -157,3 +157,52 @@ def stub_telegram() -> Iterator[Any]:
 
     with StubTelegramServer() as stub:
         yield stub
+
+
+@pytest.fixture
+def stub_slack() -> Iterator[Any]:
+    """A stub Slack Web API on loopback (see stubs/slack_server.py).
+
+    Point clients at ``stub.api_base`` (``HERMES_AWS_SLACK_API_BASE``) with ``stub.token``.
+    """
+    from stubs.slack_server import StubSlackServer
+
+    with StubSlackServer() as stub:
+        yield stub
+
+
+@pytest.fixture
+def make_serverless(aws_env: str, hermetic_hermes: HermesPaths, stub_model: StubModelServer, stub_telegram: Any,
+                    stub_slack: Any, monkeypatch: pytest.MonkeyPatch, loopback_only: list[str]) -> Iterator[Any]:
+    """Build a stubs.serverless.Harness: resources in moto, the environment set, handlers reset.
+
+    ``make_serverless(settings=None, slack=False, cron=False, telegram=True, max_receive_count=3, **config)``;
+    ``slack`` configures the Slack channel against ``stub_slack``, ``cron`` the scheduled jobs.
+    """
+    import boto3
+
+    from hermes_aws import lambda_ingress, lambda_worker, scheduler
+    from stubs.serverless import Harness, provision
+
+    def make(settings: dict[str, Any] | None = None, *, slack: bool = False, cron: bool = False,
+             telegram: bool = True, max_receive_count: int = 3, **config: Any) -> Any:
+        env = provision(model_base_url=stub_model.base_url, model=stub_model.model,
+                        workdir=hermetic_hermes.workdir, telegram_api_base=stub_telegram.api_base,
+                        telegram_token=stub_telegram.token, max_receive_count=max_receive_count,
+                        with_queue=True, settings=settings, cron=cron, telegram=telegram,
+                        slack_api_base=stub_slack.api_base if slack else None,
+                        slack_token=stub_slack.token if slack else None, **config)
+        for key, value in env.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("STUB_MODEL_API_KEY", "replaced-by-the-worker")
+        return Harness(env, hermetic_hermes, boto3.client("sqs"), stub_model, stub_telegram,
+                       stub_slack if slack else None)
+
+    lambda_ingress.reset()
+    lambda_worker.reset()
+    scheduler.forget()
+    yield make
+    lambda_ingress.reset()
+    lambda_worker.reset()
+    scheduler.forget()
+    assert loopback_only == []  # nothing left the machine

@@ -250,6 +250,7 @@ def test_direct_message_is_parsed() -> None:
                                  update_id="Ev0PV52K21", message_id="1355517523.000005",
                                  thread_id="1355517523.000005", chat_type="im", raw=payload)
     assert msg is not None and msg.raw is payload
+    assert msg.session_key == "slack:D024BE91L" and msg.is_private  # a DM's top level is one conversation
     result = classify(payload)
     assert (result.kind, result.event_id, result.event_type) == (EVENT_CALLBACK, "Ev0PV52K21", "message")
     assert result.message == msg
@@ -259,6 +260,7 @@ def test_direct_message_in_a_thread_keeps_the_thread() -> None:
     msg = parse_event(envelope(dm_event("and then?", thread_ts="1355517000.000001")))
     assert msg is not None
     assert (msg.message_id, msg.thread_id) == ("1355517523.000005", "1355517000.000001")
+    assert msg.session_key == "slack:D024BE91L:1355517000.000001"  # a thread in a DM is its own conversation
 
 
 def test_app_mention_is_parsed_with_the_mention_stripped() -> None:
@@ -267,7 +269,9 @@ def test_app_mention_is_parsed_with_the_mention_stripped() -> None:
     assert msg == InboundMessage(channel="slack", chat_id="C0LAN2Q65", user_id="U061F7AUR",
                                  text="what is the weather?", update_id="Ev0PV52K21",
                                  message_id="1515449522.000016", thread_id="1515449522.000016",
-                                 chat_type="channel", raw=payload)
+                                 chat_type="channel", raw=payload, conversation_id="1515449522.000016")
+    assert msg is not None and msg.session_key == "slack:C0LAN2Q65:1515449522.000016"  # the thread it starts
+    assert (msg.dedup_key, msg.group_id, msg.actor_id) == ("slack:Ev0PV52K21", "slack:C0LAN2Q65", "slack:U061F7AUR")
 
 
 def test_app_mention_in_a_thread_replies_in_that_thread() -> None:
@@ -275,6 +279,7 @@ def test_app_mention_in_a_thread_replies_in_that_thread() -> None:
     assert msg is not None
     assert msg.text == "summarise this thread"
     assert (msg.message_id, msg.thread_id) == ("1515449522.000016", "1515449000.000001")
+    assert msg.session_key == "slack:C0LAN2Q65:1515449000.000001"
 
 
 @pytest.mark.parametrize("text, expected", [

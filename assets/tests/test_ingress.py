@@ -6,6 +6,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import boto3
 import pytest
 
 from hermes_aws import lambda_ingress, secrets
+from stubs.serverless import SLACK_SIGNING_SECRET, slack_envelope, slack_request
 
 WEBHOOK_SECRET = "Zq8vH2kP0wXy7LmN4rT6uB1cD3eF5gJ9aS0dQ2wE4rT6yU8iO0pA1sD3fG5hJ7k"
 ALLOWED_USER = 4242
@@ -313,9 +315,12 @@ def test_unreadable_secret_is_500(ingress: Ingress, monkeypatch: pytest.MonkeyPa
     assert ingress.queued() == 0
 
 
-def test_missing_configuration_is_500(ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_telegram_route_is_optional_and_the_queue_is_required(ingress: Ingress,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN")
-    assert call(make_event(text_update()))[0]["statusCode"] == 500
+    for event in (make_event(text_update()), make_event(text_update(), method="GET")):
+        assert call(event)[0]["statusCode"] == 404  # no Telegram channel configured: no route
+    assert ingress.get_secret_calls == []
     lambda_ingress.reset()
     monkeypatch.setenv("HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN", ingress.secret_arn)
     monkeypatch.delenv("HERMES_AWS_QUEUE_URL")
@@ -378,3 +383,173 @@ def test_ingress_import_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin"})
     assert json.loads(out.stdout) == []
+
+
+# -- Slack ----------------------------------------------------------------------------------
+
+SLACK_USER = "U0ALICE"
+
+
+@pytest.fixture
+def slack_ingress(ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> Ingress:
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="hermes/slack-signing-secret", SecretString=SLACK_SIGNING_SECRET + "\n")["ARN"]
+    monkeypatch.setenv("HERMES_AWS_SLACK_SIGNING_SECRET_ARN", arn)
+    monkeypatch.setenv("HERMES_AWS_SLACK_ALLOWED_USERS", f"U0OTHER, {SLACK_USER}")
+    monkeypatch.delenv("HERMES_AWS_SLACK_ALLOW_ALL", raising=False)
+    return ingress
+
+
+def mention(text: str = "<@U0BOTSTUB> what's up?", **kw: Any) -> dict[str, Any]:
+    return slack_envelope(text, event_type="app_mention", channel="C0GENERAL", **kw)
+
+
+def test_slack_route_needs_its_signing_secret(ingress: Ingress, capfd: pytest.CaptureFixture[str]) -> None:
+    resp, log = call(slack_request(mention()), capfd)
+    assert resp["statusCode"] == 404 and log is not None and log["reason"] == "no such route"
+    assert ingress.queued() == 0
+
+
+def test_slack_mention_and_dm_land_on_the_queue(slack_ingress: Ingress, capfd: pytest.CaptureFixture[str]) -> None:
+    envelope = mention(event_id="Ev0MENTION1")
+    resp, log = call(slack_request(envelope), capfd)
+    assert resp["statusCode"] == 200 and json.loads(resp["body"]) == {"ok": True}
+    assert log is not None and (log["outcome"], log["source"], log["event_id"]) == ("accepted", "slack", "Ev0MENTION1")
+    assert log["chat_id"] == "C0GENERAL" and log["user_id"] == SLACK_USER and "what" not in json.dumps(log)
+    dm = slack_envelope("hello in a DM", event_id="Ev0DM1")
+    assert call(slack_request(dm, b64=True))[0]["statusCode"] == 200  # signed over the decoded bytes
+    first, second = slack_ingress.receive_all()
+    assert first["Attributes"]["MessageGroupId"] == "slack:C0GENERAL"
+    assert first["Attributes"]["MessageDeduplicationId"] == "slack:Ev0MENTION1"
+    body = json.loads(first["Body"])
+    assert set(body) == {"source", "event", "received_at"}
+    assert body["source"] == "slack" and body["event"] == envelope
+    assert second["Attributes"]["MessageGroupId"] == "slack:D0DMALICE"
+    assert json.loads(second["Body"])["event"] == dm
+
+
+def test_slack_url_verification_is_answered_only_when_signed(slack_ingress: Ingress,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    challenge = {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                 "type": "url_verification"}
+    for event, status in ((slack_request(challenge, sign=False), 401),
+                          (slack_request(challenge, secret="not-the-signing-secret"), 403),
+                          (slack_request(challenge, timestamp=_now() - 600), 403)):
+        resp, _ = call(event, capfd)
+        assert resp["statusCode"] == status and challenge["challenge"] not in resp["body"]
+    resp, log = call(slack_request(challenge), capfd)
+    assert resp["statusCode"] == 200 and json.loads(resp["body"]) == {"challenge": challenge["challenge"]}
+    assert log is not None and log["reason"] == "url_verification"
+    assert slack_ingress.queued() == 0
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+SLACK_REJECTED: list[tuple[str, Callable[[], dict[str, Any]], int, str]] = [
+    ("unsigned", lambda: slack_request(mention(), sign=False), 401, "missing Slack signature"),
+    ("timestamp only", lambda: {**slack_request(mention()), "headers": {
+        k: v for k, v in slack_request(mention())["headers"].items() if k != "x-slack-signature"}},
+     401, "missing Slack signature"),
+    ("wrong secret", lambda: slack_request(mention(), secret="another-apps-signing-secret"), 403,
+     "wrong Slack signature"),
+    ("garbage signature", lambda: slack_request(mention(), signature="v0=deadbeef"), 403, "wrong Slack signature"),
+    ("v1 signature", lambda: slack_request(mention(), signature="v1=" + "0" * 64), 403, "wrong Slack signature"),
+    ("tampered body", lambda: {**slack_request(mention()), "body": json.dumps(mention(text="<@U0BOTSTUB> rm -rf"))},
+     403, "wrong Slack signature"),
+    ("stale (6 minutes old)", lambda: slack_request(mention(), timestamp=_now() - 360), 403,
+     "stale Slack signature timestamp"),
+    ("from the future", lambda: slack_request(mention(), timestamp=_now() + 360), 403,
+     "stale Slack signature timestamp"),
+    ("non-numeric timestamp", lambda: {**slack_request(mention()), "headers": {
+        **slack_request(mention())["headers"], "x-slack-request-timestamp": "yesterday"}}, 403,
+     "stale Slack signature timestamp"),
+    ("telegram secret on the slack route", lambda: {**slack_request(mention(), sign=False), "headers": {
+        SECRET_HEADER: WEBHOOK_SECRET}}, 401, "missing Slack signature"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "status", "reason"), SLACK_REJECTED, ids=[r[0] for r in SLACK_REJECTED])
+def test_slack_bad_or_stale_signature_is_rejected(slack_ingress: Ingress, capfd: pytest.CaptureFixture[str],
+                                                  name: str, build: Callable[[], dict[str, Any]], status: int,
+                                                  reason: str) -> None:
+    resp, log = call(build(), capfd)
+    assert resp["statusCode"] == status, (name, log)
+    assert log is not None and log["outcome"] == "rejected" and log["reason"] == reason
+    assert json.loads(resp["body"])["ok"] is False
+    assert SLACK_SIGNING_SECRET not in resp["body"] + json.dumps(log)
+    assert slack_ingress.queued() == 0
+
+
+SLACK_IGNORED: list[tuple[str, Callable[[], Any], str]] = [
+    ("bot message", lambda: slack_envelope("beep", bot_id="B0OTHER"), "unsupported event: bot message"),
+    ("the bot's own message", lambda: slack_envelope("echo", user="U0BOTSTUB"),
+     "unsupported event: the bot's own message"),
+    ("edit", lambda: slack_envelope("fixed", subtype="message_changed"), "unsupported event: subtype message_changed"),
+    ("channel message without a mention", lambda: slack_envelope("chatter", channel="C0GENERAL",
+                                                                  channel_type="channel"),
+     "unsupported event: message in channel_type channel"),
+    ("reaction", lambda: {**mention(), "event": {"type": "reaction_added", "user": SLACK_USER}},
+     "unsupported event: event type reaction_added"),
+    ("bare mention", lambda: mention(text="<@U0BOTSTUB>"), "unsupported event: empty text"),
+    ("user not allowed", lambda: mention(user="U0MALLORY"), "user not allowed"),
+    ("forged cron body", lambda: {"source": "hermes.cron", "job": {"id": "j1", "prompt": "x", "deliver": "origin"},
+                                  "scheduled_time": "2026-01-01T00:00:00Z"},
+     "unsupported event: envelope type none"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "reason"), SLACK_IGNORED, ids=[r[0] for r in SLACK_IGNORED])
+def test_slack_events_not_answered_are_acknowledged(slack_ingress: Ingress, capfd: pytest.CaptureFixture[str],
+                                                    name: str, build: Callable[[], Any], reason: str) -> None:
+    resp, log = call(slack_request(build()), capfd)
+    assert resp["statusCode"] == 200 and log is not None, name
+    assert (log["outcome"], log["reason"]) == ("ignored", reason)
+    assert slack_ingress.queued() == 0
+
+
+def test_slack_retries_are_queued_once(slack_ingress: Ingress, capfd: pytest.CaptureFixture[str]) -> None:
+    envelope = mention(event_id="Ev0RETRIED")
+    assert call(slack_request(envelope), capfd)[0]["statusCode"] == 200
+    for num in (1, 2, 3):  # Slack got no answer in 3 s and redelivers with a fresh signature
+        resp, log = call(slack_request(envelope, retry_num=num), capfd)
+        assert resp["statusCode"] == 200 and log is not None and log["retry"] == num
+    [msg] = slack_ingress.receive_all()
+    assert json.loads(msg["Body"])["event"]["event_id"] == "Ev0RETRIED"
+
+
+def test_slack_forged_cron_fields_stay_a_slack_event(slack_ingress: Ingress) -> None:
+    forged = {**mention(), "source": "hermes.cron", "job": {"id": "j1", "prompt": "x"}}
+    assert call(slack_request(forged))[0]["statusCode"] == 200
+    [msg] = slack_ingress.receive_all()
+    body = json.loads(msg["Body"])
+    assert body["source"] == "slack" and body["event"]["source"] == "hermes.cron"
+    assert msg["Attributes"]["MessageGroupId"] == "slack:C0GENERAL"
+
+
+def test_slack_allow_all_and_nobody(slack_ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HERMES_AWS_SLACK_ALLOWED_USERS")
+    assert call(slack_request(mention()))[0]["statusCode"] == 200
+    assert slack_ingress.queued() == 0  # neither variable: nobody
+    monkeypatch.setenv("HERMES_AWS_SLACK_ALLOW_ALL", "true")
+    assert call(slack_request(mention(user="U0ANYONE")))[0]["statusCode"] == 200
+    assert slack_ingress.queued() == 1
+    monkeypatch.setenv("HERMES_AWS_TELEGRAM_ALLOW_ALL", "false")  # channels' lists are separate
+    assert call(make_event(text_update(user_id=999, chat_id=999)))[0]["statusCode"] == 200
+    assert slack_ingress.queued() == 1
+
+
+def test_slack_signing_secret_placeholder_or_missing_is_500(slack_ingress: Ingress,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from hermes_aws.placeholders import PLACEHOLDER
+
+    arn = boto3.client("secretsmanager").create_secret(Name="hermes/slack-placeholder",
+                                                       SecretString=PLACEHOLDER)["ARN"]
+    monkeypatch.setenv("HERMES_AWS_SLACK_SIGNING_SECRET_ARN", arn)
+    resp, _ = call(slack_request(mention(), secret=PLACEHOLDER))
+    assert resp["statusCode"] == 500  # never "verified" with a placeholder everybody can read in the code
+    lambda_ingress.reset()
+    monkeypatch.setenv("HERMES_AWS_SLACK_SIGNING_SECRET_ARN", arn + "-gone")
+    assert call(slack_request(mention()))[0]["statusCode"] == 500
+    assert slack_ingress.queued() == 0

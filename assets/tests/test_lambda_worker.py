@@ -70,11 +70,17 @@ def test_answers_persists_and_marks_delivered(worker: dict[str, str], stub_model
     (turn,) = events_of(capfd, "turn")
     assert turn["outcome"] == "answered" and turn["chat"] == "42" and turn["session"]
     assert turn["InputTokens"] > 0 and turn["OutputTokens"] > 0 and turn["TurnErrors"] == 0
-    assert turn["TurnDuration"] > 0 and turn["Agent"] == "test-agent"
-    emf = turn["_aws"]["CloudWatchMetrics"][0]
-    assert emf["Namespace"] == "HermesAgent/Serverless" and emf["Dimensions"] == [["Agent"]]
-    assert {m["Name"] for m in emf["Metrics"]} == {"TurnDuration", "TurnErrors", "InputTokens", "OutputTokens"}
+    assert turn["TurnDuration"] > 0 and turn["Agent"] == "test-agent" and turn["User"] == "telegram:42"
+    per_agent, per_user = turn["_aws"]["CloudWatchMetrics"]
+    assert per_agent["Namespace"] == per_user["Namespace"] == "HermesAgent/Serverless"
+    assert per_agent["Dimensions"] == [["Agent"]]
+    assert {m["Name"] for m in per_agent["Metrics"]} == {"TurnDuration", "TurnErrors", "BudgetExceeded"}
+    assert per_user["Dimensions"] == [["Agent"], ["Agent", "User"]]
+    assert {m["Name"] for m in per_user["Metrics"]} == {"InputTokens", "OutputTokens", "EstimatedCost"}
+    assert turn["EstimatedCost"] == 0 and turn["BudgetExceeded"] == 0  # no prices configured
     assert "hello worker" not in json.dumps(turn)  # never the text
+    tools = {t["function"]["name"] for t in stub_model.chat_requests[0].body["tools"]}
+    assert "cronjob" not in tools and "skill_manage" in tools  # scheduled jobs are not configured here
 
 
 def test_delivered_update_is_acknowledged_without_work(worker: dict[str, str], stub_model: StubModelServer,
@@ -185,13 +191,17 @@ def test_unknown_sources_and_unhandled_updates_are_acknowledged(worker: dict[str
                                                  "from": {"id": 1}, "text": "x"}}
     out = lambda_worker.handler(sqs_event(
         sqs_record(body={"source": "hermes.cron", "job": {"id": "j"}}, message_id="c"),
+        sqs_record(body={"source": "github", "event": {}}, message_id="g"),
         sqs_record(body="not json", message_id="n"),
         sqs_record(body={"source": "telegram", "update": edited}, message_id="e"),
+        sqs_record(body={"source": "slack", "event": {"type": "event_callback", "event_id": "Ev1",
+                                                      "event": {"type": "reaction_added"}}}, message_id="s"),
     ), None)
     assert out == {"batchItemFailures": []}
     assert stub_model.chat_requests == []
     reasons = [e["reason"] for e in events_of(capfd, "worker_ignored")]
-    assert reasons == ["unknown source", "body is not JSON", "not a handled Telegram update"]
+    assert reasons == ["malformed hermes.cron body", "unknown source", "body is not JSON",
+                       "not a handled Telegram update", "not a handled Slack event"]
 
 
 def test_broken_deployment_fails_the_whole_batch(worker: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,7 +244,7 @@ class FakeTelegram:
 
 
 def test_long_reply_resumes_after_the_last_delivered_chunk(aws_env: str) -> None:
-    from hermes_aws.channels.base import InboundMessage
+    from hermes_aws.chats import TelegramTarget
     from hermes_aws.lambda_worker import _deliver
     from stubs.aws_resources import create_sessions_table
 
@@ -243,15 +253,15 @@ def test_long_reply_resumes_after_the_last_delivered_chunk(aws_env: str) -> None
     ledger = UpdateLedger(TABLE, ddb)
     ddb.transact_write_items(TransactItems=[ledger.persisted_action("telegram:1", "x", session_key="k", session_id="s")])
     rt: Any = type("RT", (), {"ledger": ledger})()
-    msg = InboundMessage("telegram", "1", "1", "hi", "1", "77", None, "private", raw={})
     text = "\n\n".join(f"paragraph {i} " + "x" * 3000 for i in range(3))  # three chunks
     flaky = FakeTelegram(fail_on_call=2)
     with pytest.raises(RuntimeError):
-        _deliver(rt, flaky, msg, "telegram:1", text)
+        _deliver(rt, [TelegramTarget(lambda: flaky, "1", reply_to="77")], "telegram:1", text)
     state = ledger.get("telegram:1")
     assert state.chunks_sent == 1 and state.status == "PERSISTED"
     resumed = FakeTelegram()
-    _deliver(rt, resumed, msg, "telegram:1", text, start_chunk=state.chunks_sent)
+    _deliver(rt, [TelegramTarget(lambda: resumed, "1", reply_to="77")], "telegram:1", text,
+             start_chunk=state.chunks_sent)
     assert [t[:11] for t, _ in flaky.sent + resumed.sent] == ["paragraph 0", "paragraph 1", "paragraph 2"]
     assert flaky.sent[0][1] == "77" and resumed.sent[0][1] is None  # only the first chunk is a reply
     assert ledger.get("telegram:1").status == "DELIVERED"

@@ -1,14 +1,11 @@
-"""End-to-end harness of the serverless shape, on loopback.
+"""End-to-end tests of the serverless shape (Telegram), on loopback.
 
-Real pieces: a moto server (DynamoDB, S3, SQS FIFO queue + FIFO DLQ with a
-redrive policy of maxReceiveCount 3, Secrets Manager), the stub Telegram Bot API,
-the stub model (OpenAI-compatible) or the stub Bedrock runtime, the pinned
-hermes-agent, and the real handlers: Function URL event -> ``lambda_ingress.handler``
--> the moto FIFO queue -> SQS Lambda events (ApproximateReceiveCount,
-MessageGroupId) -> ``lambda_worker.handler``. The poller plays Lambda's event
-source mapping: it deletes the messages of a batch that succeeded and makes the
-reported failures visible again at once (visibility 0), so moto's redrive moves
-a message that failed three receives to the DLQ.
+The harness (stubs/serverless.py ``Harness``, conftest.py ``make_serverless``):
+a moto server (DynamoDB, S3, SQS FIFO queue + FIFO DLQ with a redrive policy of
+maxReceiveCount 3, Secrets Manager), the stub Telegram Bot API, the stub model
+(OpenAI-compatible) or the stub Bedrock runtime, the pinned hermes-agent, and the
+real handlers: Function URL event -> ``lambda_ingress.handler`` -> the moto FIFO
+queue -> SQS Lambda events -> ``lambda_worker.handler``.
 """
 
 from __future__ import annotations
@@ -17,128 +14,35 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
-from hermes_aws import lambda_ingress, lambda_worker
 from hermes_aws.channels import http as channel_http
 from hermes_aws.lambda_worker import APOLOGY
 from stubs.bedrock_server import StubBedrockServer
-from stubs.model_server import HttpError, StubModelServer, ToolCall, last_user_text
+from stubs.model_server import HttpError, ToolCall, last_user_text
 from stubs.serverless import (
     BUCKET,
-    ServerlessEnv,
-    function_url_event,
-    provision,
+    Harness,
     settings_document,
     stored_messages,
     telegram_update,
+    to_record,
 )
 
 if TYPE_CHECKING:
     from conftest import HermesPaths
-    from stubs.telegram_server import StubTelegramServer
 
 MAX_RECEIVE = 3
 
 
-@dataclass
-class Harness:
-    env: ServerlessEnv
-    paths: HermesPaths
-    sqs: Any
-    model: StubModelServer
-    telegram: StubTelegramServer
-    invocations: int = 0
-
-    # -- ingress ---------------------------------------------------------------
-    def post(self, update: dict[str, Any]) -> None:
-        response = lambda_ingress.handler(function_url_event(update), None)
-        assert response["statusCode"] == 200, response
-
-    # -- the event source mapping ------------------------------------------------
-    def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
-        return self.sqs.receive_message(
-            QueueUrl=self.env.queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=0,
-            AttributeNames=["All"], MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
-
-    def drain(self, worker: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-              max_batches: int = 50, batch_size: int = 10) -> list[dict[str, Any]]:
-        """Feed the queue to the worker until it is empty; returns every handler result."""
-        worker = worker or (lambda event: lambda_worker.handler(event, None))
-        results = []
-        for _ in range(max_batches):
-            messages = self.receive(batch_size)
-            if not messages:
-                return results
-            result = worker({"Records": [to_record(m, self.env.queue_url) for m in messages]})
-            self.invocations += 1
-            results.append(result)
-            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            for m in messages:
-                if m["MessageId"] in failed:
-                    self.sqs.change_message_visibility(QueueUrl=self.env.queue_url,
-                                                       ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
-                else:
-                    self.sqs.delete_message(QueueUrl=self.env.queue_url, ReceiptHandle=m["ReceiptHandle"])
-        raise AssertionError("the queue did not drain")
-
-    def dlq_bodies(self) -> list[dict[str, Any]]:
-        msgs = self.sqs.receive_message(QueueUrl=self.env.dlq_url, MaxNumberOfMessages=10,
-                                        AttributeNames=["All"]).get("Messages", [])
-        return [json.loads(m["Body"]) for m in msgs]
-
-    def queue_depth(self) -> int:
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=self.env.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
-def to_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
-    """An SQS message as Lambda's event source mapping hands it to the function."""
-    attrs = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {k: attrs[k] for k in (
-            "ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
-            "SequenceNumber", "MessageGroupId", "MessageDeduplicationId") if k in attrs},
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:" + queue_url.rsplit("/", 1)[-1],
-        "awsRegion": "us-east-1",
-    }
-
-
 @pytest.fixture
-def make_harness(aws_env: str, hermetic_hermes: HermesPaths, stub_model: StubModelServer,
-                 stub_telegram: StubTelegramServer, monkeypatch: pytest.MonkeyPatch,
-                 loopback_only: list[str]) -> Iterator[Callable[..., Harness]]:
-    def make(settings: dict[str, Any] | None = None, **config: Any) -> Harness:
-        env = provision(model_base_url=stub_model.base_url, model=stub_model.model,
-                        workdir=hermetic_hermes.workdir, telegram_api_base=stub_telegram.api_base,
-                        telegram_token=stub_telegram.token, max_receive_count=MAX_RECEIVE,
-                        with_queue=True, settings=settings, **config)
-        for key, value in env.env.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("STUB_MODEL_API_KEY", "replaced-by-the-worker")
-        return Harness(env, hermetic_hermes, boto3.client("sqs"), stub_model, stub_telegram)
-
-    lambda_ingress.reset()
-    lambda_worker.reset()
-    yield make
-    lambda_ingress.reset()
-    lambda_worker.reset()
-    assert loopback_only == []  # nothing left the machine
+def make_harness(make_serverless: Callable[..., Harness]) -> Callable[..., Harness]:
+    return lambda settings=None, **config: make_serverless(settings=settings, max_receive_count=MAX_RECEIVE, **config)
 
 
 # --------------------------------------------------------------------------- (a) (b) (c)

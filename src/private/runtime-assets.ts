@@ -12,6 +12,7 @@ export const RUNTIME_ASSET_DIR = path.join(__dirname, '..', '..', 'assets');
 export enum RuntimeTarget {
   GATEWAY = 'gateway',
   LAMBDA = 'lambda',
+  AGENTCORE = 'agentcore',
 }
 
 /** Options shared by every image asset built from the runtime context. */

@@ -41,8 +41,10 @@ other markup (``<@U456>``, ``<#C1|general>``, ``<https://x|label>``) stays as is
 A message that is empty after that (a bare mention) is unsupported.
 
 Threads: ``thread_id`` is the message's ``thread_ts`` or, for a top-level
-message, its own ``ts``; replies go into that thread (also in DMs), so every
-top-level message starts a thread (and, keyed on it, a session).
+message, its own ``ts``; replies go into that thread (also in DMs). Sessions
+(``conversation_id``): a thread is a conversation, so is the thread a top-level
+``app_mention`` starts; the top level of a DM is one conversation (like a
+Telegram private chat), so a DM keeps its history while replies stay threaded.
 """
 
 from __future__ import annotations
@@ -261,7 +263,7 @@ def classify(payload: Any, bot_user_id: str | None = None) -> Classification:
     text = _unescape(strip_leading_mention(text, bot, any_user=chat_type == "channel"))
     if not text.strip():
         return unsupported("empty text")
-    thread_ts = event.get("thread_ts")
+    thread_ts = event.get("thread_ts") if _nonempty(event.get("thread_ts")) else None
     message = InboundMessage(
         channel=CHANNEL,
         chat_id=channel,
@@ -269,9 +271,11 @@ def classify(payload: Any, bot_user_id: str | None = None) -> Classification:
         text=text,
         update_id=event_id,
         message_id=ts,
-        thread_id=thread_ts if _nonempty(thread_ts) else ts,
+        thread_id=thread_ts or ts,
         chat_type=chat_type,
         raw=payload,
+        # a thread is a conversation; so is a mention that starts one; a DM's top level is one too
+        conversation_id=thread_ts or (ts if chat_type == "channel" else None),
     )
     return Classification(EVENT_CALLBACK, message=message, event_id=event_id, event_type=event_type)
 

@@ -122,7 +122,17 @@ def parse_update(update: Any) -> InboundMessage | None:
         thread_id=thread,
         chat_type=chat_type,
         raw=update,
+        conversation_id=thread,
+        user_name=_name(sender),
     )
+
+
+def _name(sender: dict[str, Any]) -> str | None:
+    for key in ("username", "first_name"):
+        value = sender.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def _id(value: Any) -> str | None:
