@@ -34,7 +34,10 @@ export interface TokenPrices {
  */
 export interface BedrockModelOptions {
   /**
-   * Guardrail applied to every model call.
+   * Guardrail applied to every model call. Only for models Hermes calls
+   * through the Bedrock Converse API (Amazon Nova, Llama, Mistral, ...): the
+   * pinned Hermes sends Claude models through the Anthropic Messages API
+   * without a guardrail, so a guardrail with a Claude model fails synth.
    *
    * @default - no guardrail
    */
@@ -82,6 +85,9 @@ const API_KEY_ENV = 'HERMES_MODEL_API_KEY';
 
 /** Cross-region inference profile prefixes (geography or global). */
 const PROFILE_PREFIX = /^(us|eu|apac|ap|jp|au|ca|us-gov|global)\./;
+
+/** Claude ids, with or without an inference-profile prefix. */
+const CLAUDE_MODEL = /(^|\.)anthropic\.claude/;
 
 /**
  * Estimated on-demand prices (USD per million input / output tokens) of
@@ -169,6 +175,13 @@ class BedrockModel extends AgentModel {
         /^(([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail\/[a-z0-9]+))$/,
         'a guardrail id (lowercase letters and digits) or guardrail ARN');
       checkPattern('BedrockGuardrail.version', guardrail.version, /^(([1-9][0-9]{0,7})|(DRAFT))$/, 'a version number or "DRAFT"');
+      // Hermes 0.19.0 passes the guardrail only on its Converse path; Claude goes
+      // through the Anthropic Messages API without it. Refuse rather than pretend.
+      if (CLAUDE_MODEL.test(modelId)) {
+        throw new PropError('BedrockModelOptions.guardrail', `cannot be enforced for ${modelId}: the pinned Hermes calls Claude `
+          + 'models on Bedrock through the Anthropic Messages API, which it sends without a guardrail, so it would be silently '
+          + 'ignored. Use a model Hermes calls through the Converse API (for example us.amazon.nova-pro-v1:0), or no guardrail.');
+      }
     }
     checkPattern('BedrockModelOptions.region', options.region, /^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region name such as "us-east-1"');
     const foundationModel = modelId.replace(PROFILE_PREFIX, '');

@@ -48,7 +48,7 @@ test('a fully-featured gateway passes all four packs', () => {
     spot: true,
     telegramBotToken: secretsmanager.Secret.fromSecretNameV2(stack, 'TelegramBot', 'team/telegram-bot'),
     discordBotToken: secretsmanager.Secret.fromSecretNameV2(stack, 'DiscordBot', 'team/discord-bot'),
-    model: AgentModel.bedrock('us.anthropic.claude-sonnet-4-6', { guardrail: { identifier: 'abc123def456', version: '2' } }),
+    model: AgentModel.bedrock('us.amazon.nova-pro-v1:0', { guardrail: { identifier: 'abc123def456', version: '2' } }),
     settings: {
       soul: 'You are the engineering team\'s helper.',
       mcpServers: [McpServer.stdio('github', {

@@ -107,7 +107,7 @@ describe('AgentModel.bedrock with a foundation model', () => {
 
 describe('AgentModel.bedrock with a guardrail', () => {
   test('a guardrail id grants ApplyGuardrail on the guardrail in the agent account and region', () => {
-    const model = AgentModel.bedrock('anthropic.claude-sonnet-4-6', { guardrail: { identifier: 'abc123def456', version: '3' } });
+    const model = AgentModel.bedrock('amazon.nova-pro-v1:0', { guardrail: { identifier: 'abc123def456', version: '3' } });
     const { statements } = grantedStatements(model);
     expect(statements).toHaveLength(2);
     expect(statements[1]).toEqual({
@@ -119,17 +119,23 @@ describe('AgentModel.bedrock with a guardrail', () => {
 
   test('a guardrail ARN is granted as it is', () => {
     const guardrailArn = 'arn:aws:bedrock:us-west-2:222222222222:guardrail/abc123def456';
-    const model = AgentModel.bedrock('us.anthropic.claude-sonnet-4-6', { guardrail: { identifier: guardrailArn } });
+    const model = AgentModel.bedrock('us.amazon.nova-pro-v1:0', { guardrail: { identifier: guardrailArn } });
     const { statements } = grantedStatements(model);
     expect(statements).toHaveLength(3);
     expect(statements[2]).toEqual({ Effect: 'Allow', Action: 'bedrock:ApplyGuardrail', Resource: guardrailArn });
   });
 
   test('with the region option, the guardrail ARN uses that region', () => {
-    const model = AgentModel.bedrock('anthropic.claude-sonnet-4-6', { region: 'eu-west-1', guardrail: { identifier: 'g1' } });
+    const model = AgentModel.bedrock('amazon.nova-pro-v1:0', { region: 'eu-west-1', guardrail: { identifier: 'g1' } });
     const { statements } = grantedStatements(model);
     expect(statements[1].Resource).toEqual(arn(':bedrock:eu-west-1:', ACCOUNT, ':guardrail/g1'));
   });
+
+  test.each(['anthropic.claude-sonnet-4-6', 'us.anthropic.claude-sonnet-4-6', 'global.anthropic.claude-opus-4-6-v1'])(
+    'a guardrail with the Claude model %s fails: the pinned Hermes would call Claude without it', (modelId) => {
+      expect(() => AgentModel.bedrock(modelId, { guardrail: { identifier: 'g1' } }))
+        .toThrow(/^BedrockModelOptions\.guardrail cannot be enforced for .*Anthropic Messages API.*silently ignored/);
+    });
 });
 
 describe('AgentModel.openAiCompatible', () => {

@@ -47,7 +47,7 @@ describe('HermesConfig.render defaults', () => {
   });
 
   test('bedrock region and guardrail (DRAFT by default) land in the bedrock section', () => {
-    const model = AgentModel.bedrock('anthropic.claude-sonnet-4-6', { region: 'eu-west-1', guardrail: { identifier: 'abc123' } });
+    const model = AgentModel.bedrock('amazon.nova-pro-v1:0', { region: 'eu-west-1', guardrail: { identifier: 'abc123' } });
     expect(HermesConfig.render({ model }).config.bedrock).toEqual({
       discovery: { enabled: false },
       region: 'eu-west-1',
