@@ -1,7 +1,7 @@
 import { Arn, ArnFormat, Aws, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { PropError, checkLength, checkPattern } from './private/validate';
+import { PropError, checkInteger, checkLength, checkPattern } from './private/validate';
 
 /**
  * A Bedrock Guardrail applied to every model call.
@@ -34,10 +34,12 @@ export interface TokenPrices {
  */
 export interface BedrockModelOptions {
   /**
-   * Guardrail applied to every model call. Only for models Hermes calls
-   * through the Bedrock Converse API (Amazon Nova, Llama, Mistral, ...): the
-   * pinned Hermes sends Claude models through the Anthropic Messages API
-   * without a guardrail, so a guardrail with a Claude model fails synth.
+   * Guardrail applied (synchronously) to every turn's model calls. Only for
+   * models Hermes calls through the Bedrock Converse API (Amazon Nova, Llama,
+   * Mistral, ...): the pinned Hermes sends Claude models through the Anthropic
+   * Messages API without a guardrail, so a guardrail with a Claude model
+   * fails synth. Hermes's auxiliary calls (context-compression summaries,
+   * image analysis) are made without the guardrail.
    *
    * @default - no guardrail
    */
@@ -49,6 +51,17 @@ export interface BedrockModelOptions {
    * @default - the region the agent runs in
    */
   readonly region?: string;
+
+  /**
+   * The model's context window in tokens, 1,000-10,000,000. Rendered as
+   * Hermes's `model.context_length`: without it Hermes discovers the window of
+   * a Bedrock model by sending padded multi-megabyte requests on every cold
+   * start.
+   *
+   * @default - the window of known Claude, Nova, Llama, Mistral and DeepSeek
+   * models (Hermes 0.19.0's own table); 128,000 for other models
+   */
+  readonly contextLength?: number;
 }
 
 /**
@@ -68,6 +81,14 @@ export interface OpenAiCompatibleModelOptions {
    * @default - no key is sent
    */
   readonly apiKey?: secretsmanager.ISecret;
+
+  /**
+   * The model's context window in tokens, 1,000-10,000,000 (Hermes's
+   * `model.context_length`).
+   *
+   * @default - Hermes asks the endpoint (`/models`) and falls back to its own table
+   */
+  readonly contextLength?: number;
 }
 
 /**
@@ -88,6 +109,26 @@ const PROFILE_PREFIX = /^(us|eu|apac|ap|jp|au|ca|us-gov|global)\./;
 
 /** Claude ids, with or without an inference-profile prefix. */
 const CLAUDE_MODEL = /(^|\.)anthropic\.claude/;
+
+/**
+ * Context windows of Bedrock model families (tokens), longest match wins, as
+ * in Hermes 0.19.0's `agent/bedrock_adapter.py`; other models: 128,000.
+ */
+const BEDROCK_CONTEXT_LENGTHS: Array<[string, number]> = [
+  ['anthropic.claude-sonnet-5', 1_000_000], ['anthropic.claude-opus-4-8', 1_000_000], ['anthropic.claude-opus-4-7', 1_000_000],
+  ['anthropic.claude-opus-4-6', 1_000_000], ['anthropic.claude-sonnet-4-6', 1_000_000],
+  ['anthropic.claude', 200_000],
+  ['amazon.nova-pro', 300_000], ['amazon.nova-lite', 300_000], ['amazon.nova-micro', 128_000],
+  ['meta.llama', 128_000], ['mistral.mistral-large', 128_000], ['deepseek.v3', 128_000],
+];
+const BEDROCK_DEFAULT_CONTEXT_LENGTH = 128_000;
+
+function bedrockContextLength(modelId: string): number {
+  const match = BEDROCK_CONTEXT_LENGTHS
+    .filter(([family]) => modelId.includes(family))
+    .sort((a, b) => b[0].length - a[0].length)[0];
+  return match ? match[1] : BEDROCK_DEFAULT_CONTEXT_LENGTH;
+}
 
 /**
  * Estimated on-demand prices (USD per million input / output tokens) of
@@ -183,6 +224,7 @@ class BedrockModel extends AgentModel {
           + 'ignored. Use a model Hermes calls through the Converse API (for example us.amazon.nova-pro-v1:0), or no guardrail.');
       }
     }
+    checkInteger('BedrockModelOptions.contextLength', options.contextLength, 1_000, 10_000_000);
     checkPattern('BedrockModelOptions.region', options.region, /^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region name such as "us-east-1"');
     const foundationModel = modelId.replace(PROFILE_PREFIX, '');
     const price = BEDROCK_PRICES.find(([pattern]) => pattern.test(foundationModel));
@@ -228,10 +270,15 @@ class BedrockModel extends AgentModel {
       bedrock.guardrail = {
         guardrail_identifier: this.options.guardrail.identifier,
         guardrail_version: this.options.guardrail.version ?? 'DRAFT',
+        // Hermes defaults to "async", which lets blocked text through before the
+        // guardrail intervenes and breaks its non-streaming fallback; empty =
+        // Bedrock's synchronous default.
+        stream_processing_mode: '',
       };
     }
+    const contextLength = this.options.contextLength ?? bedrockContextLength(this.modelId);
     return {
-      config: { model: { provider: 'bedrock', default: this.modelId }, bedrock },
+      config: { model: { provider: 'bedrock', default: this.modelId, context_length: contextLength }, bedrock },
       secretEnvironment: {},
     };
   }
@@ -245,6 +292,7 @@ class OpenAiCompatibleModel extends AgentModel {
   constructor(private readonly options: OpenAiCompatibleModelOptions) {
     super();
     checkLength('OpenAiCompatibleModelOptions.modelName', options.modelName, 1, 256);
+    checkInteger('OpenAiCompatibleModelOptions.contextLength', options.contextLength, 1_000, 10_000_000);
     if (!Token.isUnresolved(options.baseUrl)) {
       let url: URL;
       try {
@@ -272,6 +320,7 @@ class OpenAiCompatibleModel extends AgentModel {
       default: this.options.modelName,
       base_url: this.options.baseUrl,
     };
+    if (this.options.contextLength !== undefined) model.context_length = this.options.contextLength;
     const secretEnvironment: { [name: string]: secretsmanager.ISecret } = {};
     if (this.options.apiKey) {
       model.api_key = `\${${API_KEY_ENV}}`;

@@ -206,3 +206,41 @@ describe('AgentModel validation', () => {
       'OpenAiCompatibleModelOptions.modelName must be between 1 and 256 characters long (got 0)');
   });
 });
+
+describe('model context length (Hermes model.context_length)', () => {
+  const contextLength = (model: AgentModel) => HermesConfig.render({ model }).config.model.context_length;
+
+  test.each([
+    ['us.anthropic.claude-sonnet-4-6', 1_000_000],
+    ['global.anthropic.claude-opus-4-6-v1', 1_000_000],
+    ['anthropic.claude-sonnet-4-5-20250929-v1:0', 200_000],
+    ['us.anthropic.claude-haiku-4-5-20251001-v1:0', 200_000],
+    ['us.amazon.nova-pro-v1:0', 300_000],
+    ['amazon.nova-micro-v1:0', 128_000],
+    ['cohere.command-r-plus-v1:0', 128_000],
+  ])('a Bedrock model always has one, so Hermes never probes the window: %s -> %d', (modelId, expected) => {
+    expect(contextLength(AgentModel.bedrock(modelId))).toBe(expected);
+  });
+
+  test('the option overrides the table', () => {
+    expect(contextLength(AgentModel.bedrock('us.amazon.nova-pro-v1:0', { contextLength: 64_000 }))).toBe(64_000);
+  });
+
+  test('an OpenAI-compatible model has one only when given', () => {
+    const base = { baseUrl: 'https://api.deepseek.com/v1', modelName: 'deepseek-chat' };
+    expect(contextLength(AgentModel.openAiCompatible(base))).toBeUndefined();
+    expect(contextLength(AgentModel.openAiCompatible({ ...base, contextLength: 128_000 }))).toBe(128_000);
+  });
+
+  test.each([999, 10_000_001, 1.5])('contextLength %d fails synth naming the prop', (value) => {
+    expect(() => AgentModel.bedrock('us.amazon.nova-pro-v1:0', { contextLength: value }))
+      .toThrow(`BedrockModelOptions.contextLength must be an integer between 1000 and 10000000 (got ${value})`);
+    expect(() => AgentModel.openAiCompatible({ baseUrl: 'https://x.example/v1', modelName: 'm', contextLength: value }))
+      .toThrow(`OpenAiCompatibleModelOptions.contextLength must be an integer between 1000 and 10000000 (got ${value})`);
+  });
+
+  test('a guardrail is rendered with the synchronous stream mode', () => {
+    const config = HermesConfig.render({ model: AgentModel.bedrock('us.amazon.nova-pro-v1:0', { guardrail: { identifier: 'g1', version: '2' } }) }).config;
+    expect(config.bedrock.guardrail).toEqual({ guardrail_identifier: 'g1', guardrail_version: '2', stream_processing_mode: '' });
+  });
+});

@@ -31,7 +31,7 @@ describe('HermesConfig.render defaults', () => {
   test('bedrock model with discovery off, secure defaults, no empty sections', () => {
     const config = HermesConfig.render({ model: BEDROCK });
     expect(config.config).toEqual({
-      model: { provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6' },
+      model: { provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6', context_length: 1_000_000 },
       bedrock: { discovery: { enabled: false } },
       security: { redact_secrets: true, allow_lazy_installs: false, tirith_enabled: false },
     });
@@ -51,7 +51,7 @@ describe('HermesConfig.render defaults', () => {
     expect(HermesConfig.render({ model }).config.bedrock).toEqual({
       discovery: { enabled: false },
       region: 'eu-west-1',
-      guardrail: { guardrail_identifier: 'abc123', guardrail_version: 'DRAFT' },
+      guardrail: { guardrail_identifier: 'abc123', guardrail_version: 'DRAFT', stream_processing_mode: '' },
     });
   });
 
@@ -160,7 +160,7 @@ describe('HermesConfig.render fully featured', () => {
     expect(config.projectContext).toBe('# Project\nWe run on ECS.');
     expect(config.config.terminal).toEqual({ backend: 'local' });
     // the model section is untouched by the merge
-    expect(config.config.model).toEqual({ provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6' });
+    expect(config.config.model).toEqual({ provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6', context_length: 1_000_000 });
   });
 
   test('toDocument: version 1, the config, texts and the sorted names of the secret variables only', () => {
