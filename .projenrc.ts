@@ -78,11 +78,13 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'integ/**/cdk-integ.out.*',
     'integ/**/*.snapshot/asset.*',
     '.bench/',
+    '.venv-examples/',
+    'examples/java/target/',
   ],
 });
 
 project.addPackageIgnore('/examples/');
-for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '.venv/', '__pycache__/', '/.bench/', '/.lint-templates/', '/cdk.out/', 'cdk.context.json', '*.egg-info/', '.pytest_cache/']) {
+for (const p of ['/bench/', '/integ/', '/scripts/', '/.ci/', '/assets/tests/', '.venv/', '/.venv-examples/', '__pycache__/', '/.bench/', '/.lint-templates/', '/cdk.out/', 'cdk.context.json', '*.egg-info/', '.pytest_cache/']) {
   project.addPackageIgnore(p);
 }
 
@@ -123,9 +125,53 @@ project.addTask('integ:update', {
   exec: 'integ-runner --directory integ --language typescript --dry-run --force --update-on-failed',
 });
 
+// Bindings and example apps (scripts/bindings/): jsii-pacmak builds the Python
+// and Java packages from the compiled library; the example apps in
+// examples/{typescript,python,java} are synthesized with each, and every
+// Python/Java template must equal the TypeScript one apart from asset hashes
+// and metadata. Each step is a task of its own; `test:bindings` runs them all
+// (the Java chain in the background) and is part of `test`.
+const bindingsPython = project.addTask('bindings:python', {
+  description: 'Build the Python package (dist/python) with jsii-pacmak; skipped when nothing packed changed',
+  exec: 'bash scripts/bindings/build.sh python',
+});
+const bindingsJava = project.addTask('bindings:java', {
+  description: 'Build the Java package (dist/java) with jsii-pacmak; skipped when nothing packed changed',
+  exec: 'bash scripts/bindings/build.sh java',
+});
+// projen's package:* tasks rebuild unconditionally; reuse the stamped build.
+project.tasks.tryFind('package:python')?.reset();
+project.tasks.tryFind('package:python')?.spawn(bindingsPython);
+project.tasks.tryFind('package:java')?.reset();
+project.tasks.tryFind('package:java')?.spawn(bindingsJava);
+project.addTask('examples:typescript', {
+  description: 'Synthesize the TypeScript example apps into cdk.out/examples/typescript (with their cdk-nag findings)',
+  exec: `${tsNode} scripts/bindings/synth-typescript.ts`,
+  receiveArgs: true,
+});
+project.addTask('examples:python', {
+  description: 'Synthesize the Python example apps with the built wheel (venv .venv-examples) into cdk.out/examples/python',
+  exec: 'bash scripts/bindings/python-examples.sh',
+  receiveArgs: true,
+});
+project.addTask('examples:java', {
+  description: 'Synthesize the Java example apps with the built jar (Maven) into cdk.out/examples/java',
+  exec: 'bash scripts/bindings/java-examples.sh',
+  receiveArgs: true,
+});
+project.addTask('examples:compare', {
+  description: 'Check the Python and Java example templates equal the TypeScript ones (asset hashes and metadata aside) and cdk-nag findings are empty',
+  exec: `${tsNode} scripts/bindings/compare-templates.ts python java`,
+});
+const testBindings = project.addTask('test:bindings', {
+  description: 'Build both bindings, synthesize every example app in TypeScript, Python and Java, compare the templates (needs `compile` first)',
+  exec: 'bash scripts/bindings/test.sh',
+});
+
 project.testTask.spawn(cfnLint);
 project.testTask.spawn(integ);
 project.testTask.spawn(pytest);
+project.testTask.spawn(testBindings);
 
 project.addTask('example', {
   description: 'Main job: synthesize the example app with every shape and print its summary',
