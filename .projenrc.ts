@@ -182,9 +182,16 @@ const bench = project.addTask('bench', {
   description: 'Run the benchmarks under bench/ (prints figures; never asserts timings)',
 });
 bench.exec(`${tsNode} bench/synth.bench.ts`);
+bench.exec(`${tsNode} bench/idle-cost.ts`);
 bench.spawn(setupPython);
 bench.exec('.venv/bin/python bench/image_deps.py');
 bench.exec('.venv/bin/python bench/ingress_latency.py');
 bench.exec('.venv/bin/python bench/worker_init.py');
+
+project.addTask('cost', {
+  description: 'Fixed monthly cost of synthesized templates, resource by resource: npx projen cost [cdk.out | x.template.json...] [--markdown]',
+  exec: `${tsNode} scripts/cost/cli.ts`,
+  receiveArgs: true,
+});
 
 project.synth();

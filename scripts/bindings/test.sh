@@ -2,7 +2,8 @@
 # test:bindings — build the Python and Java packages with jsii-pacmak, run the
 # example apps in TypeScript, Python (venv + wheel) and Java (Maven + jar), and
 # check that every Python and Java template equals the TypeScript one apart
-# from asset hashes and metadata, and that the apps are cdk-nag clean.
+# from asset hashes and metadata, and that the apps are cdk-nag clean; every
+# ```python snippet of README.md must synthesize with the built package.
 # Needs the compiled library (`npx projen compile`, which `build` runs first).
 #
 # The Java chain (pacmak + Maven, mostly JVM start-up and downloads) runs in
@@ -35,6 +36,8 @@ trap 'wait "$java_pid" 2>/dev/null || true; [[ $java_shown == 1 ]] || show_java'
 step 'examples:typescript' "${TS_NODE[@]}" scripts/bindings/synth-typescript.ts
 step 'bindings:python' bash scripts/bindings/build.sh python
 step 'examples:python' bash scripts/bindings/python-examples.sh
+JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="$(node -p 'process.versions.node.split(".")[0]')" \
+  step 'readme:python' .venv-examples/bin/python scripts/bindings/readme_snippets.py README.md
 
 java_rc=0
 wait "$java_pid" || java_rc=$?
