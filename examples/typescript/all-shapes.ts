@@ -3,17 +3,19 @@
  * team would write. `npx projen example` synthesizes it and prints a summary.
  */
 import * as path from 'path';
-import { App, Stack, StackProps } from 'aws-cdk-lib';
+import { App, Stack, StackProps, TimeZone } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import {
-  AgentAccess, AgentModel, GatewayEgress, HermesFargateGateway, HermesLambdaAgent, KnowledgeBucket, SlackSecrets, TelegramSecrets,
+  AgentAccess, AgentMemory, AgentModel, GatewayEgress, HermesAgentCoreAgent, HermesFargateGateway, HermesLambdaAgent, KnowledgeBucket,
+  SlackSecrets, TelegramSecrets,
 } from '../../src';
 
-/** The pieces every agent shares: knowledge, chat credentials. */
+/** The pieces every agent shares: knowledge, chat credentials, long-term memory. */
 export class SharedStack extends Stack {
   public readonly knowledge: KnowledgeBucket;
   public readonly slack: SlackSecrets;
   public readonly telegram: TelegramSecrets;
+  public readonly memory: AgentMemory;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -21,6 +23,7 @@ export class SharedStack extends Stack {
     this.knowledge.addFolder(path.join(__dirname, 'knowledge'), { prefix: KnowledgeBucket.KNOWLEDGE_PREFIX });
     this.slack = new SlackSecrets(this, 'Slack');
     this.telegram = new TelegramSecrets(this, 'Telegram');
+    this.memory = new AgentMemory(this, 'Memory');
   }
 }
 
@@ -53,7 +56,7 @@ export interface TelegramAgentStackProps extends StackProps {
   readonly shared: SharedStack;
 }
 
-/** The wake-on-demand personal assistant on Lambda, answering on Telegram. */
+/** The wake-on-demand personal assistant on Lambda, answering on Telegram, with reminders, memory and a budget. */
 export class TelegramAgentStack extends Stack {
   public readonly agent: HermesLambdaAgent;
 
@@ -64,7 +67,36 @@ export class TelegramAgentStack extends Stack {
       telegram: props.shared.telegram,
       knowledgeBucket: props.shared.knowledge,
       model: AgentModel.bedrock('us.anthropic.claude-sonnet-4-6'),
+      memory: props.shared.memory,
+      dailyTokenBudget: 500_000,
+      scheduleTimeZone: TimeZone.EUROPE_BERLIN,
       settings: { soul: 'You are a concise personal assistant. Keep answers short enough to read on a phone.' },
+    });
+  }
+}
+
+/** Props of {@link AgentCoreStack}. */
+export interface AgentCoreStackProps extends StackProps {
+  readonly shared: SharedStack;
+}
+
+/**
+ * The support-desk agent on Bedrock AgentCore Runtime: its own Slack app
+ * (Events API; the gateway's app uses Socket Mode), a microVM per conversation.
+ */
+export class AgentCoreStack extends Stack {
+  public readonly agent: HermesAgentCoreAgent;
+
+  constructor(scope: Construct, id: string, props: AgentCoreStackProps) {
+    super(scope, id, props);
+    this.agent = new HermesAgentCoreAgent(this, 'Agent', {
+      access: AgentAccess.allowAll(),
+      slack: new SlackSecrets(this, 'SupportSlack'),
+      knowledgeBucket: props.shared.knowledge,
+      memory: props.shared.memory,
+      model: AgentModel.bedrock('us.anthropic.claude-haiku-4-5-20251001-v1:0'),
+      dailyTokenBudget: 200_000,
+      settings: { soul: 'You are the support desk\'s first responder. Be friendly, brief, and hand over to a human when unsure.' },
     });
   }
 }
@@ -75,7 +107,8 @@ export function buildExampleApp(app: App): Stack[] {
   const shared = new SharedStack(app, 'HermesShared', { env });
   const gateway = new GatewayStack(app, 'HermesGateway', { env, shared });
   const telegram = new TelegramAgentStack(app, 'HermesTelegramAgent', { env, shared });
-  return [shared, gateway, telegram];
+  const support = new AgentCoreStack(app, 'HermesSupportAgent', { env, shared });
+  return [shared, gateway, telegram, support];
 }
 
 if (require.main === module) {

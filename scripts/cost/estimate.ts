@@ -537,6 +537,8 @@ const FREE = new Set([
   'AWS::S3::BucketPolicy', 'AWS::SQS::QueuePolicy', 'AWS::SNS::TopicPolicy', 'AWS::SNS::Subscription',
   'AWS::SecretsManager::SecretTargetAttachment', 'AWS::SecretsManager::ResourcePolicy', 'AWS::SecretsManager::RotationSchedule',
   'AWS::Backup::BackupPlan', 'AWS::Backup::BackupSelection', 'AWS::Scheduler::ScheduleGroup',
+  // Vended log and trace delivery: only the data delivered is billed (usage).
+  'AWS::Logs::DeliverySource', 'AWS::Logs::DeliveryDestination', 'AWS::Logs::Delivery', 'AWS::XRay::ResourcePolicy',
 ]);
 
 const PRICERS: Record<string, Pricer> = {
