@@ -12,7 +12,8 @@ import { IConstruct } from 'constructs';
 import {
   AgentAccess, AgentMemory, AgentModel, KnowledgeBucket, SlackSecrets, TelegramSecrets,
 } from '../src';
-import { lazyTemplate, lid, resourcesOf } from './util';
+import { BuiltAgent, acknowledgement, agentBuilder, expectPropError } from './construct-assertions';
+import { lid, resourcesOf } from './util';
 import { HermesAgentCoreAgent, HermesAgentCoreAgentProps } from '../src/agentcore';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
@@ -24,21 +25,9 @@ const RUNTIME_TYPE = 'AWS::BedrockAgentCore::Runtime';
 // staged once); stacks are built while jest collects the tests.
 const app = new App();
 
-interface Built {
-  readonly stack: Stack;
-  readonly agent: HermesAgentCoreAgent;
-  readonly template: () => Template;
-}
-
-function build(id: string, props: Partial<HermesAgentCoreAgentProps> = {}, setup?: (stack: Stack) => Partial<HermesAgentCoreAgentProps>): Built {
-  const stack = new Stack(app, id, { env: ENV });
-  const agent = new HermesAgentCoreAgent(stack, 'Agent', {
-    access: AgentAccess.allowUsers({ telegram: TELEGRAM_USERS }),
-    ...props,
-    ...(setup ? setup(stack) : {}),
-  });
-  return { stack, agent, template: lazyTemplate(stack) };
-}
+type Built = BuiltAgent<HermesAgentCoreAgent>;
+const build = agentBuilder(app, ENV, { access: AgentAccess.allowUsers({ telegram: TELEGRAM_USERS }) } as HermesAgentCoreAgentProps,
+  (stack, props) => new HermesAgentCoreAgent(stack, 'Agent', props));
 
 function propsOf(built: Built, construct: IConstruct): any {
   const r = built.template().toJSON().Resources[lid(construct)];
@@ -93,19 +82,6 @@ function settingsDocument(built: Built): any {
   expect(deployments).toHaveLength(1);
   const markers = deployments[0].props.SourceMarkers;
   return JSON.parse(Object.values(markers[0])[0] as string);
-}
-
-/** Fails unless `fn` throws a PropError with exactly `message`. */
-function expectPropError(fn: () => unknown, message: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(Error);
-  expect((error as Error).name).toBe('PropError');
-  expect((error as Error).message).toBe(message);
 }
 
 function newAgent(extra: Partial<HermesAgentCoreAgentProps>, setup?: (stack: Stack) => Partial<HermesAgentCoreAgentProps>): HermesAgentCoreAgent {
@@ -271,6 +247,21 @@ describe('HermesAgentCoreAgent: the AgentCore runtime', () => {
     expect(actionsOf(statements)).not.toContain('bedrock-agentcore:InvokeAgentRuntime');
   });
 
+  test('no channel tokens: with both channels, no bot token in the runtime\'s environment or role; the dispatcher reads both', () => {
+    const tokens = [bothChannels.agent.telegram!.botToken, bothChannels.agent.slack!.botToken].map((t) => lid(t));
+    const env = JSON.stringify(runtimeEnv(bothChannels));
+    const runtimePolicy = JSON.stringify(runtimeStatements(bothChannels));
+    const dispatcherReads = JSON.stringify(allowing(dispatcherStatements(bothChannels), 'secretsmanager:GetSecretValue'));
+    for (const token of tokens) {
+      expect(env).not.toContain(token);
+      expect(runtimePolicy).not.toContain(token);
+      expect(dispatcherReads).toContain(token);
+    }
+    // the runtime still reads the settings' secrets (none here) and the model, and gets every other agent variable
+    expect(Object.keys(runtimeEnv(bothChannels)).filter((n) => n.endsWith('_BOT_TOKEN_ARN'))).toEqual([]);
+    expect(runtimeEnv(bothChannels).HERMES_AWS_SECRET_ARNS).toBeDefined();
+  });
+
   test('the runtime depends on the settings upload (a new document, then a new version)', () => {
     const resource = defaults.template().toJSON().Resources[lid(defaults.agent.runtime)];
     expect(JSON.stringify(resource.DependsOn)).toContain('AgentSettings');
@@ -328,6 +319,14 @@ describe('HermesAgentCoreAgent: the dispatcher', () => {
     expect(JSON.stringify(allowing(statements, 'secretsmanager:GetSecretValue'))).toContain(lid(defaults.agent.telegram!.botToken));
     expect(actionsOf(statements).filter((a) => a.startsWith('bedrock:') || a.startsWith('s3:'))).toEqual([]);
   });
+
+  test('its missing concurrency reservation is acknowledged without naming a prop this construct does not have', () => {
+    const reason = acknowledgement(defaults.agent.dispatcherFunction, 'NIST.800.53.R5-LambdaConcurrency');
+    expect(reason).toMatch(/^The function has no reserved concurrency \(no prop sets one\)/);
+    for (const fn of [defaults.agent.dispatcherFunction, defaults.agent.ingressFunction, defaults.agent.webhookRegistrationFunction!]) {
+      expect(acknowledgement(fn, 'NIST.800.53.R5-LambdaConcurrency')).not.toContain('workerReservedConcurrency');
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -344,6 +343,42 @@ describe('HermesAgentCoreAgent: operations', () => {
     const outputs = t.toJSON().Outputs;
     expect(Object.keys(outputs).some((k) => k.startsWith('AgentRuntimeArn'))).toBe(true);
     expect(Object.keys(outputs).some((k) => k.startsWith('AgentWebhookUrl'))).toBe(true);
+  });
+
+  test('memory failures: the runtime\'s standard output log group (created here, KMS, retention) feeds a metric filter and an alarm', () => {
+    const t = withMemory.template();
+    const output = resourcesOf(t, 'AWS::Logs::LogGroup').filter((g) => g.props.LogGroupName !== undefined);
+    expect(output).toHaveLength(1);
+    expect(output[0].props).toEqual({
+      // where AgentCore writes the container's stdout and stderr: /aws/bedrock-agentcore/runtimes/<runtime id>-<endpoint>
+      LogGroupName: { 'Fn::Join': ['', ['/aws/bedrock-agentcore/runtimes/', { 'Fn::GetAtt': [lid(withMemory.agent.runtime), 'AgentRuntimeId'] }, '-DEFAULT']] },
+      KmsKeyId: { 'Fn::GetAtt': [SHARED_KEY, 'Arn'] },
+      RetentionInDays: 30,
+    });
+    expect(output[0].resource.DeletionPolicy).toBe('Retain');
+    const filters = resourcesOf(t, 'AWS::Logs::MetricFilter');
+    expect(filters).toHaveLength(1);
+    expect(filters[0].props).toEqual({
+      LogGroupName: { Ref: output[0].id },
+      FilterPattern: '{ ($.event = "memory") && ($.ok IS FALSE) }',
+      MetricTransformations: [{
+        MetricNamespace: 'HermesAgent/Serverless', MetricName: 'MemoryFailures', MetricValue: '1', Dimensions: [{ Key: 'Agent', Value: '$.agent' }],
+      }],
+    });
+    expect(runtimeEnv(withMemory).HERMES_AWS_AGENT_NAME).toBe('WithMemory/Agent');
+    const alarm = propsOf(withMemory, withMemory.agent.memoryFailuresAlarm!);
+    expect([alarm.Namespace, alarm.MetricName, alarm.Threshold, alarm.Period]).toEqual(['HermesAgent/Serverless', 'MemoryFailures', 5, 900]);
+    expect(alarm.Dimensions).toEqual([{ Name: 'Agent', Value: 'WithMemory/Agent' }]);
+    expect(resourcesOf(t, 'AWS::CloudWatch::Alarm')).toHaveLength(7);
+    expect(JSON.stringify(propsOf(withMemory, withMemory.agent.dashboard!).DashboardBody)).toContain('MemoryFailures');
+  });
+
+  test('without memory: no output log group, filter or memory alarm', () => {
+    const t = defaults.template();
+    expect(resourcesOf(t, 'AWS::Logs::LogGroup').filter((g) => g.props.LogGroupName !== undefined)).toEqual([]);
+    t.resourceCountIs('AWS::Logs::MetricFilter', 0);
+    expect(defaults.agent.memoryFailuresAlarm).toBeUndefined();
+    expect(JSON.stringify(propsOf(defaults, defaults.agent.dashboard!).DashboardBody)).not.toContain('MemoryFailures');
   });
 
   test('the turn, dispatcher and runtime alarms watch the right metrics', () => {
@@ -365,6 +400,7 @@ describe('HermesAgentCoreAgent: operations', () => {
       [agent.metricTurnDuration(), 'TurnDuration'], [agent.metricTurnErrors(), 'TurnErrors'],
       [agent.metricInputTokens(), 'InputTokens'], [agent.metricOutputTokens(), 'OutputTokens'],
       [agent.metricEstimatedCost(), 'EstimatedCost'], [agent.metricBudgetExceeded(), 'BudgetExceeded'],
+      [agent.metricMemoryFailures(), 'MemoryFailures'],
     ] as Array<[cloudwatch.Metric, string]>) {
       const stat = resolved(metric);
       expect([stat.namespace, stat.metricName]).toEqual(['HermesAgent/Serverless', name]);

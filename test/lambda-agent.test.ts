@@ -14,6 +14,7 @@ import {
   AgentAccess, AgentEncryptionKey, AgentMemory, AgentModel, HermesLambdaAgent, HermesLambdaAgentProps, HermesSettings, KnowledgeBucket,
   McpServer, SecretPlaceholder, SlackSecrets, TelegramSecrets,
 } from '../src';
+import { BuiltAgent, acknowledgement, agentBuilder, expectPropError } from './construct-assertions';
 import { lazyTemplate, lid, resourcesOf } from './util';
 
 const ENV = { account: '111111111111', region: 'us-east-1' };
@@ -32,22 +33,9 @@ const LAMBDA_DISABLED_TOOLSETS = ['terminal', 'browser', 'code_execution', 'dele
 // ---------------------------------------------------------------------------
 const app = new App();
 
-interface Built {
-  readonly stack: Stack;
-  readonly agent: HermesLambdaAgent;
-  /** The stack's template, synthesized on first use. */
-  readonly template: () => Template;
-}
-
-function build(id: string, props: Partial<HermesLambdaAgentProps> = {}, setup?: (stack: Stack) => Partial<HermesLambdaAgentProps>): Built {
-  const stack = new Stack(app, id, { env: ENV });
-  const agent = new HermesLambdaAgent(stack, 'Agent', {
-    access: AgentAccess.allowUsers({ telegram: TELEGRAM_USERS }),
-    ...props,
-    ...(setup ? setup(stack) : {}),
-  });
-  return { stack, agent, template: lazyTemplate(stack) };
-}
+type Built = BuiltAgent<HermesLambdaAgent>;
+const build = agentBuilder(app, ENV, { access: AgentAccess.allowUsers({ telegram: TELEGRAM_USERS }) } as HermesLambdaAgentProps,
+  (stack, props) => new HermesLambdaAgent(stack, 'Agent', props));
 
 
 function resource(built: Built, construct: IConstruct): any {
@@ -145,19 +133,6 @@ function listFiles(dir: string, base = dir): string[] {
   }).sort();
 }
 
-/** Fails unless `fn` throws a PropError with exactly `message`. */
-function expectPropError(fn: () => unknown, message: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(Error);
-  expect((error as Error).name).toBe('PropError');
-  expect((error as Error).message).toBe(message);
-}
-
 // ---------------------------------------------------------------------------
 // Stacks (built at collection time, see above)
 // ---------------------------------------------------------------------------
@@ -250,6 +225,11 @@ let agentMemory: AgentMemory;
 const withMemory = build('WithMemory', {}, (stack) => {
   agentMemory = new AgentMemory(stack, 'Memory');
   return { memory: agentMemory };
+});
+let memoryTopic: sns.Topic;
+const memoryAlarmed = build('MemoryAlarmed', {}, (stack) => {
+  memoryTopic = new sns.Topic(stack, 'Alarms');
+  return { memory: new AgentMemory(stack, 'Memory'), alarmTopic: memoryTopic };
 });
 const budgeted = build('Budgeted', { dailyTokenBudget: 200_000, tokenPrices: { inputPerMillion: 0.5, outputPerMillion: 1.5 }, dashboard: false });
 const unknownPrices = build('UnknownPrices', { model: AgentModel.bedrock('us.meta.llama3-3-70b-instruct-v1:0') });
@@ -610,7 +590,7 @@ describe('HermesLambdaAgent defaults: settings document', () => {
     expect(doc.version).toBe(1);
     expect(doc.config.agent.disabled_toolsets).toEqual(LAMBDA_DISABLED_TOOLSETS);
     expect(doc.config.terminal).toEqual({ cwd: '/tmp/hermes' });
-    expect(doc.config.model).toEqual({ provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6' });
+    expect(doc.config.model).toEqual({ provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6', context_length: 1_000_000 });
     expect(doc.soul).toBeNull();
     expect(doc.secretEnv).toEqual([]);
   });
@@ -968,6 +948,17 @@ describe('HermesLambdaAgent tuning and operations props', () => {
     expect(functionProps(tuned, tuned.agent.ingressFunction).ReservedConcurrentExecutions).toBeUndefined();
   });
 
+  test('the acknowledged missing concurrency reservation names the prop that sets it, and only where there is one', () => {
+    const rule = 'NIST.800.53.R5-LambdaConcurrency';
+    expect(acknowledgement(defaults.agent.workerFunction, rule)).toMatch(/^Reserved concurrency is optional \(HermesLambdaAgentProps\.workerReservedConcurrency\)/);
+    expect(acknowledgement(tuned.agent.workerFunction, rule)).toBeUndefined();
+    for (const fn of [defaults.agent.ingressFunction, defaults.agent.webhookRegistrationFunction!, tuned.agent.ingressFunction]) {
+      const reason = acknowledgement(fn, rule);
+      expect(reason).toMatch(/^The function has no reserved concurrency \(no prop sets one\)/);
+      expect(reason).not.toContain('workerReservedConcurrency');
+    }
+  });
+
   test('workerTimeout: visibility timeout 6 ×, queue age threshold 2 ×', () => {
     expect(resource(tuned, tuned.agent.queue).Properties.VisibilityTimeout).toBe(3600);
     expect(resource(tuned, tuned.agent.queueAgeAlarm).Properties.Threshold).toBe(1200);
@@ -1216,8 +1207,55 @@ describe('HermesLambdaAgent memory', () => {
     });
   });
 
+  test('failed memory calls: a metric filter on the worker\'s log group counts the runtime\'s "memory" lines with ok false, per agent', () => {
+    const filters = resourcesOf(withMemory.template(), 'AWS::Logs::MetricFilter');
+    expect(filters).toHaveLength(1);
+    expect(filters[0].props).toEqual({
+      LogGroupName: functionProps(withMemory, withMemory.agent.workerFunction).LoggingConfig.LogGroup,
+      FilterPattern: '{ ($.event = "memory") && ($.ok IS FALSE) }',
+      MetricTransformations: [{
+        MetricNamespace: 'HermesAgent/Serverless',
+        MetricName: 'MemoryFailures',
+        MetricValue: '1',
+        // a filter publishes no constant dimension: the runtime writes the agent's name (HERMES_AWS_AGENT_NAME) into the line
+        Dimensions: [{ Key: 'Agent', Value: '$.agent' }],
+      }],
+    });
+    expect(workerEnv(withMemory).HERMES_AWS_AGENT_NAME).toBe('WithMemory/Agent');
+    const metric = withMemory.agent.metricMemoryFailures();
+    expect([metric.namespace, metric.metricName, metric.statistic]).toEqual(['HermesAgent/Serverless', 'MemoryFailures', 'Sum']);
+    expect(metric.dimensions).toEqual({ Agent: 'WithMemory/Agent' });
+  });
+
+  test('memory failures alarm: 5 or more in 15 minutes, wired to alarmTopic like the others, and on the dashboard', () => {
+    expect(resource(withMemory, withMemory.agent.memoryFailuresAlarm!).Properties).toMatchObject({
+      Namespace: 'HermesAgent/Serverless',
+      MetricName: 'MemoryFailures',
+      Dimensions: [{ Name: 'Agent', Value: 'WithMemory/Agent' }],
+      Statistic: 'Sum',
+      Period: 900,
+      Threshold: 5,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(resource(withMemory, withMemory.agent.memoryFailuresAlarm!).Properties.AlarmActions).toBeUndefined();
+    const alarms = resourcesOf(memoryAlarmed.template(), 'AWS::CloudWatch::Alarm');
+    expect(alarms.map((a) => a.id)).toContain(lid(memoryAlarmed.agent.memoryFailuresAlarm!));
+    expect(alarms).toHaveLength(5);
+    for (const a of alarms) {
+      expect(a.props.AlarmActions).toEqual([{ Ref: lid(memoryTopic) }]);
+      expect(a.props.OKActions).toEqual([{ Ref: lid(memoryTopic) }]);
+    }
+    const body = (built: Built) => JSON.stringify(resource(built, built.agent.dashboard!).Properties.DashboardBody);
+    expect(body(withMemory)).toContain('\\"MemoryFailures\\",\\"Agent\\",\\"WithMemory/Agent\\"');
+    expect(body(defaults)).not.toContain('MemoryFailures');
+  });
+
   test('without memory: no AgentCore memory, variables or permissions', () => {
     expect(defaults.agent.memory).toBeUndefined();
+    expect(defaults.agent.memoryFailuresAlarm).toBeUndefined();
+    defaults.template().resourceCountIs('AWS::Logs::MetricFilter', 0);
     defaults.template().resourceCountIs('AWS::BedrockAgentCore::Memory', 0);
     expect(Object.keys(workerEnv(defaults)).filter((n) => n.includes('MEMORY_'))).toEqual([]);
     expect(actionsOf(functionRoleStatements(defaults, defaults.agent.workerFunction)).filter((a) => a.startsWith('bedrock-agentcore:'))).toEqual([]);

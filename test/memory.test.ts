@@ -2,6 +2,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import { expectPropError } from './construct-assertions';
 import { expectNagClean } from './nag';
 import { lid, resourcesOf } from './util';
 import { AgentMemory } from '../src';
@@ -15,18 +16,6 @@ function cfnMemory(memory: AgentMemory): any {
   const r = Template.fromStack(Stack.of(memory)).toJSON().Resources[lid(memory.memory.node.findChild('Memory'))];
   expect(r).toBeDefined();
   return r;
-}
-
-function expectPropError(fn: () => unknown, message: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(Error);
-  expect((error as Error).name).toBe('PropError');
-  expect((error as Error).message).toBe(message);
 }
 
 describe('AgentMemory defaults', () => {

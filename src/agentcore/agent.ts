@@ -1,42 +1,22 @@
-import { CfnOutput, Duration, RemovalPolicy, TimeZone, Token } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as agentcore from 'aws-cdk-lib/aws-bedrockagentcore';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { HermesAgentProps } from '../agent-props';
-import { KnowledgeBucket } from '../knowledge-bucket';
-import { AgentMemory } from '../memory';
-import { AgentModel, TokenPrices } from '../model';
 import { acknowledge } from '../private/acknowledge';
-import { agentDashboard } from '../private/dashboard';
 import { acknowledgeWildcards } from '../private/iam-wildcards';
 import { FunctionRole, functionDefaults, latestPythonRuntime, runtimeZipCode } from '../private/lambda';
-import { acknowledgeDefaultPolicies, wireAlarms } from '../private/operations';
+import { acknowledgeDefaultPolicies, countAlarm } from '../private/operations';
 import { RUNTIME_ASSET_DIR, RUNTIME_ASSET_OPTIONS, RuntimeTarget } from '../private/runtime-assets';
-import { ScheduleBridge } from '../private/schedule-bridge';
-import { grantSecretRead } from '../private/secret-access';
-import { ServerlessCore } from '../private/serverless-core';
 import { PropError, checkInteger, checkPattern } from '../private/validate';
-import { SlackSecrets, TelegramSecrets } from '../secrets';
-import { HermesConfig } from '../settings';
+import { HermesServerlessAgentBase, ServerlessAgentProps } from '../serverless/base';
 
 const PROPS = 'HermesAgentCoreAgentProps';
-/** Toolsets the AgentCore image does not support (as on Lambda: no shell, browser, sandbox or sub-agents). */
-const AGENTCORE_DISABLED_TOOLSETS = ['terminal', 'browser', 'code_execution', 'delegation', 'computer_use'];
-/** Hermes's cron tools: only with the EventBridge Scheduler bridge (`scheduledJobs`). */
-const CRONJOB_TOOLSET = 'cronjob';
-/** Where the image keeps HERMES_HOME (a per-session cache; state lives in DynamoDB and S3). */
-const HERMES_HOME = '/tmp/hermes';
-/** Where the runtime keeps file memories in the bucket (the serverless shape's prefix). */
-const MEMORIES_PREFIX = 'memories/';
 /** AgentCore's runtime name rule (CloudFormation `AgentRuntimeName`). */
 const RUNTIME_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,47}$/;
 /** AgentCore's environment variable name rule. */
@@ -45,31 +25,13 @@ const ENV_NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,99}$/;
 const MAX_ENV = 50;
 /** Time the dispatcher keeps after the runtime's answer: delivery, ledger, metrics. */
 const DISPATCH_MARGIN = Duration.seconds(60);
-/** Environment variables the bot tokens reach consumers through (the runtime never replies itself). */
-const CHANNEL_ENV = ['HERMES_AWS_TELEGRAM_BOT_TOKEN_ARN', 'HERMES_AWS_SLACK_BOT_TOKEN_ARN'];
+/** The runtime endpoint the dispatcher invokes; its name is part of the runtime's log group. */
+const DEFAULT_ENDPOINT = 'DEFAULT';
 
 /**
  * Properties of a {@link HermesAgentCoreAgent}.
  */
-export interface HermesAgentCoreAgentProps extends HermesAgentProps {
-  /**
-   * The Telegram channel: bot token and generated webhook secret, served at
-   * `<function url>telegram`.
-   *
-   * @default - a new TelegramSecrets (placeholder bot token to fill in) when
-   * `slack` is not set either; otherwise no Telegram channel
-   */
-  readonly telegram?: TelegramSecrets;
-
-  /**
-   * The Slack channel (Events API at `<function url>slack`): the ingress
-   * verifies requests with the signing secret, the dispatcher replies with the
-   * bot token. Slack member ids in `access` need this prop.
-   *
-   * @default - no Slack channel
-   */
-  readonly slack?: SlackSecrets;
-
+export interface HermesAgentCoreAgentProps extends ServerlessAgentProps {
   /**
    * Name of the AgentCore runtime: a letter, then up to 47 letters, digits
    * and underscores (AgentCore allows no hyphens).
@@ -134,95 +96,12 @@ export interface HermesAgentCoreAgentProps extends HermesAgentProps {
   /**
    * How long the dispatcher waits for one turn, 1-14 minutes. The
    * dispatcher's timeout is one minute longer (for the reply), and the
-   * queue's visibility timeout six times that.
+   * queue's visibility timeout six times that. Throttled and failed
+   * invocations are retried after a short back-off, up to `maxReceiveCount`.
    *
    * @default Duration.minutes(5)
    */
   readonly turnTimeout?: Duration;
-
-  /**
-   * Let the agent schedule jobs with Hermes's `cronjob` tool: one-off,
-   * interval and cron jobs become EventBridge Scheduler schedules in a
-   * schedule group of this agent, which put the job on the agent's queue
-   * when due; the dispatcher runs them on the runtime like messages. When
-   * false, the `cronjob` toolset is off.
-   *
-   * @default true
-   */
-  readonly scheduledJobs?: boolean;
-
-  /**
-   * Time zone of cron expressions of scheduled jobs.
-   *
-   * @default - UTC
-   */
-  readonly scheduleTimeZone?: TimeZone;
-
-  /**
-   * Long-term memory on Amazon Bedrock AgentCore Memory: turns are recorded
-   * as events (the user is the actor, the chat the session) and relevant
-   * facts, preferences and summaries are recalled before each turn.
-   *
-   * @default - no AgentCore memory: Hermes's file memories (synced through the bucket's `memories/`)
-   */
-  readonly memory?: AgentMemory;
-
-  /**
-   * Tokens (input + output) each user may spend per UTC day, 1000 to
-   * 1,000,000,000. Checked by the dispatcher before the runtime is invoked:
-   * a user over budget gets a short message and no microVM starts.
-   *
-   * @default - no budget
-   */
-  readonly dailyTokenBudget?: number;
-
-  /**
-   * Token prices behind the `EstimatedCost` metric (an estimate, not a bill).
-   *
-   * @default - the model's `tokenPrices` (Bedrock list prices for known
-   * Claude and Nova models); without them no cost is estimated
-   */
-  readonly tokenPrices?: TokenPrices;
-
-  /**
-   * Create a CloudWatch dashboard: ingress, queue age, turns, errors, dead
-   * letters, tokens and estimated cost (in total and per user).
-   *
-   * @default true
-   */
-  readonly dashboard?: boolean;
-
-  /**
-   * Delete a chat's conversation after this long without a message
-   * (DynamoDB TTL), 1-3650 days.
-   *
-   * @default - conversations are kept
-   */
-  readonly sessionTtl?: Duration;
-
-  /**
-   * Number of past messages handed to the model each turn, 10-2000.
-   *
-   * @default 200
-   */
-  readonly historyMaxMessages?: number;
-
-  /**
-   * Attempts per message before it goes to the dead-letter queue (and the
-   * user gets one short apology), 1-10. Throttled and failed invocations are
-   * retried after a short back-off.
-   *
-   * @default 3
-   */
-  readonly maxReceiveCount?: number;
-
-  /**
-   * Register the Function URL with Telegram (`setWebhook`) on deploy and
-   * remove it (`deleteWebhook`) on delete. Only with a Telegram channel.
-   *
-   * @default true
-   */
-  readonly registerWebhook?: boolean;
 }
 
 /**
@@ -240,131 +119,33 @@ export interface HermesAgentCoreAgentProps extends HermesAgentProps {
  * there. Scheduled jobs fire through EventBridge Scheduler into the same
  * queue; long-term memory can live in AgentCore Memory.
  */
-export class HermesAgentCoreAgent extends Construct implements iam.IGrantable {
+export class HermesAgentCoreAgent extends HermesServerlessAgentBase {
   /** The AgentCore runtime. */
   public readonly runtime: agentcore.Runtime;
   /** The runtime's execution role. */
   public readonly runtimeRole: iam.IRole;
-  /** Where the runtime's application and usage logs are delivered. */
+  /** The runtime's role (where Hermes runs). */
+  public readonly grantPrincipal: iam.IPrincipal;
+  /** Where the runtime's application (invocation) and usage logs are delivered. */
   public readonly runtimeLogGroup: logs.LogGroup;
   /** The dispatcher function (queue -> runtime -> channel). */
   public readonly dispatcherFunction: lambda.Function;
-  /** The ingress function (behind the Function URL). */
-  public readonly ingressFunction: lambda.Function;
-  /** The Function URL Telegram (`/telegram`) and Slack (`/slack`) call. */
-  public readonly functionUrl: lambda.FunctionUrl;
-  /** The FIFO queue between ingress (and schedules) and dispatcher. */
-  public readonly queue: sqs.Queue;
-  /** Messages that failed every attempt. */
-  public readonly deadLetterQueue: sqs.Queue;
-  /** Conversation history, idempotency records, token budgets, cron jobs. */
-  public readonly table: dynamodb.Table;
-  /** Skills, memories and the rendered settings. */
-  public readonly knowledgeBucket: KnowledgeBucket;
-  /** The Telegram channel's secrets, if the agent answers on Telegram. */
-  public readonly telegram?: TelegramSecrets;
-  /** The Slack channel's secrets, if the agent answers on Slack. */
-  public readonly slack?: SlackSecrets;
-  /** The AgentCore memory, if any. */
-  public readonly memory?: AgentMemory;
-  /** The schedule group of the agent's scheduled jobs, if on. */
-  public readonly scheduleGroup?: scheduler.ScheduleGroup;
-  /** The role EventBridge Scheduler assumes to queue scheduled jobs, if on. */
-  public readonly schedulerRole?: iam.IRole;
-  /** The CloudWatch dashboard, if on. */
-  public readonly dashboard?: cloudwatch.Dashboard;
-  /** The rendered Hermes configuration. */
-  public readonly hermesConfig: HermesConfig;
-  /** The model. */
-  public readonly model: AgentModel;
-  /** Token prices behind the cost metric, if known. */
-  public readonly tokenPrices?: TokenPrices;
-  /** The function that registers the webhook, if any. */
-  public readonly webhookRegistrationFunction?: lambda.Function;
-  /** Alarm: a message reached the dead-letter queue. */
-  public readonly deadLetterAlarm: cloudwatch.Alarm;
-  /** Alarm: messages wait too long in the queue. */
-  public readonly queueAgeAlarm: cloudwatch.Alarm;
-  /** Alarm: a burst of rejected webhook requests. */
-  public readonly rejectedWebhooksAlarm: cloudwatch.Alarm;
   /** Alarm: turns keep failing (throttling, runtime errors, timeouts). */
   public readonly turnErrorsAlarm: cloudwatch.Alarm;
   /** Alarm: the dispatcher function itself keeps failing. */
   public readonly dispatcherErrorsAlarm: cloudwatch.Alarm;
   /** Alarm: the AgentCore runtime reports errors. */
   public readonly runtimeErrorsAlarm: cloudwatch.Alarm;
-  /** The runtime's role (where Hermes runs). */
-  public readonly grantPrincipal: iam.IPrincipal;
-
-  private readonly core: ServerlessCore;
 
   constructor(scope: Construct, id: string, props: HermesAgentCoreAgentProps) {
-    super(scope, id);
-    const turnTimeout = props?.turnTimeout ?? Duration.minutes(5);
-    checkInteger(`${PROPS}.turnTimeout (in seconds)`, turnTimeout.toSeconds(), 60, 840);
-    const idleTimeout = props?.idleTimeout ?? Duration.minutes(15);
-    const maxLifetime = props?.maxLifetime ?? Duration.hours(8);
-    checkInteger(`${PROPS}.idleTimeout (in seconds)`, idleTimeout.toSeconds(), 60, 28800);
-    checkInteger(`${PROPS}.maxLifetime (in seconds)`, maxLifetime.toSeconds(), 60, 28800);
-    if (!Token.isUnresolved(idleTimeout.toSeconds()) && !Token.isUnresolved(maxLifetime.toSeconds())
-      && idleTimeout.toSeconds() > maxLifetime.toSeconds()) {
-      throw new PropError(`${PROPS}.idleTimeout`, `must not be longer than maxLifetime (${idleTimeout.toSeconds()} s > ${maxLifetime.toSeconds()} s)`);
-    }
-    checkPattern(`${PROPS}.runtimeName`, props?.runtimeName, RUNTIME_NAME,
-      'a letter followed by up to 47 letters, digits or underscores (AgentCore allows no hyphens)');
-    if (!props?.vpc && (props?.vpcSubnets || props?.securityGroups)) {
-      throw new PropError(`${PROPS}.${props.vpcSubnets ? 'vpcSubnets' : 'securityGroups'}`, 'is set, but vpc is not; the runtime uses the public network without a VPC');
-    }
-    const scheduledJobs = props?.scheduledJobs ?? true;
-    if (!scheduledJobs && props?.scheduleTimeZone) {
-      throw new PropError(`${PROPS}.scheduleTimeZone`, 'is set, but scheduledJobs is false; remove one of them');
-    }
+    const { turnTimeout, idleTimeout, maxLifetime } = checkRuntimeProps(props);
     const dispatcherTimeout = turnTimeout.plus(DISPATCH_MARGIN);
-
-    const core = new ServerlessCore(this, {
-      propsName: PROPS,
-      props,
-      telegram: props?.telegram,
-      slack: props?.slack,
-      registerWebhook: props?.registerWebhook ?? true,
-      consumerTimeout: dispatcherTimeout,
-      maxReceiveCount: props?.maxReceiveCount ?? 3,
-      historyMaxMessages: props?.historyMaxMessages ?? 200,
-      sessionTtl: props?.sessionTtl,
-      dailyTokenBudget: props?.dailyTokenBudget,
-      tokenPrices: props?.tokenPrices,
-      shapeDisabledToolsets: scheduledJobs ? AGENTCORE_DISABLED_TOOLSETS : [...AGENTCORE_DISABLED_TOOLSETS, CRONJOB_TOOLSET],
-      shapeConfig: { terminal: { cwd: HERMES_HOME } },
-    });
-    this.core = core;
-    this.table = core.table;
-    this.knowledgeBucket = core.knowledgeBucket;
-    this.telegram = core.telegram;
-    this.slack = core.slack;
-    this.queue = core.queue;
-    this.deadLetterQueue = core.deadLetterQueue;
-    this.model = core.model;
-    this.tokenPrices = core.tokenPrices;
-    this.hermesConfig = core.hermesConfig;
-    this.ingressFunction = core.ingressFunction;
-    this.functionUrl = core.functionUrl;
-    this.webhookRegistrationFunction = core.webhookRegistrationFunction;
-    this.memory = props.memory;
-
-    // --- Scheduled jobs -------------------------------------------------------------
-    const schedules = scheduledJobs ? new ScheduleBridge(this, 'Schedules', { queue: core.queue, timeZone: props.scheduleTimeZone }) : undefined;
-    this.scheduleGroup = schedules?.group;
-    this.schedulerRole = schedules?.role;
+    super(scope, id, props, PROPS, dispatcherTimeout);
+    const core = this._core;
 
     // --- Runtime ---------------------------------------------------------------------
     // The runtime runs turns; it never replies on a channel, so it gets no bot token.
-    const agentEnvironment = core.agentEnvironment();
-    for (const name of CHANNEL_ENV) delete agentEnvironment[name];
-    const environment: { [name: string]: string } = {
-      ...agentEnvironment,
-      ...(schedules ? schedules.environment() : {}),
-      ...(props.memory ? props.memory._environment() : {}),
-    };
+    const environment = this._agentEnvironment({ channelTokens: false });
     for (const [name, value] of Object.entries(props.environment ?? {})) {
       checkPattern(`${PROPS}.environment`, name, ENV_NAME, 'keyed by names of letters, digits and "_" that do not start with a digit (at most 100 characters)');
       if (name.startsWith('HERMES_AWS_') || name === 'HERMES_HOME' || environment[name] !== undefined) {
@@ -410,9 +191,7 @@ export class HermesAgentCoreAgent extends Construct implements iam.IGrantable {
     this.runtime.node.addDependency(core.settingsUpload);
     this.runtimeRole = this.runtime.role;
     this.grantPrincipal = this.runtime.role;
-    this.grantRuntime(this.runtime.role);
-    schedules?.grantManage(this.runtime.role);
-    props.memory?.grantUse(this.runtime.role);
+    this._grantAgent(this.runtime.role, { channelTokens: false });
 
     // --- Dispatcher --------------------------------------------------------------------
     const dispatcherRole = new FunctionRole(this, 'DispatcherRole', {
@@ -429,7 +208,7 @@ export class HermesAgentCoreAgent extends Construct implements iam.IGrantable {
         HERMES_AWS_INVOKE_TIMEOUT_SECONDS: String(turnTimeout.toSeconds()),
         HERMES_AWS_QUEUE_URL: core.queue.queueUrl,
         ...pick(core.agentEnvironment(), [
-          'HERMES_AWS_TABLE', ...CHANNEL_ENV, 'HERMES_AWS_MAX_RECEIVE_COUNT', 'HERMES_AWS_DAILY_TOKEN_BUDGET',
+          'HERMES_AWS_TABLE', ...Object.keys(core.channelEnvironment()), 'HERMES_AWS_MAX_RECEIVE_COUNT', 'HERMES_AWS_DAILY_TOKEN_BUDGET',
           'HERMES_AWS_TOKEN_PRICES', 'HERMES_AWS_AGENT_NAME',
         ]),
       },
@@ -441,7 +220,7 @@ export class HermesAgentCoreAgent extends Construct implements iam.IGrantable {
     acknowledge(this.dispatcherFunction,
       'SQS event sources cannot have an on-failure destination; failed messages go to the queue\'s own dead-letter queue (maxReceiveCount).',
       'Serverless-LambdaEventSourceMappingDestination');
-    core.acknowledgeFunction(this.dispatcherFunction, false);
+    core.acknowledgeFunction(this.dispatcherFunction);
     // The idempotency ledger and the token budgets: read and update items, nothing else.
     core.table.grant(dispatcherRole.role, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
     core.key.grant(dispatcherRole.role, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
@@ -456,129 +235,23 @@ export class HermesAgentCoreAgent extends Construct implements iam.IGrantable {
     acknowledgeDefaultPolicies(this, 'runtime and function roles');
 
     // --- Operations ------------------------------------------------------------------
-    this.deadLetterAlarm = core.deadLetterAlarm;
-    this.queueAgeAlarm = core.queueAgeAlarm;
-    this.rejectedWebhooksAlarm = core.rejectedWebhooksAlarm;
-    this.turnErrorsAlarm = new cloudwatch.Alarm(this, 'TurnErrorsAlarm', {
-      alarmDescription: `Hermes agent ${this.node.path}: 3 or more turns failed in 5 minutes (throttling, runtime errors or timeouts; each is retried).`,
-      metric: this.metricTurnErrors({ period: Duration.minutes(5) }),
-      threshold: 3,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    this.turnErrorsAlarm = countAlarm(this, 'TurnErrorsAlarm',
+      `Hermes agent ${this.node.path}: 3 or more turns failed in 5 minutes (throttling, runtime errors or timeouts; each is retried).`,
+      this.metricTurnErrors({ period: Duration.minutes(5) }), 3);
+    this.dispatcherErrorsAlarm = countAlarm(this, 'DispatcherErrorsAlarm',
+      `Hermes agent ${this.node.path}: the dispatcher function failed 3 or more times in 5 minutes (configuration or permissions).`,
+      this.metricDispatcherErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 3);
+    this.runtimeErrorsAlarm = countAlarm(this, 'RuntimeErrorsAlarm',
+      `Hermes agent ${this.node.path}: the AgentCore runtime reported 3 or more errors in 5 minutes.`,
+      this.metricRuntimeErrors({ period: Duration.minutes(5) }), 3);
+    this._addOperations({
+      consumerLabel: 'Dispatcher',
+      consumerErrors: this.metricDispatcherErrors({ statistic: 'Sum' }),
+      alarms: [this.turnErrorsAlarm, this.dispatcherErrorsAlarm, this.runtimeErrorsAlarm],
+      agentLogGroup: props.memory ? this.addRuntimeOutputLogGroup() : undefined,
     });
-    this.dispatcherErrorsAlarm = new cloudwatch.Alarm(this, 'DispatcherErrorsAlarm', {
-      alarmDescription: `Hermes agent ${this.node.path}: the dispatcher function failed 3 or more times in 5 minutes (configuration or permissions).`,
-      metric: this.metricDispatcherErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-      threshold: 3,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.runtimeErrorsAlarm = new cloudwatch.Alarm(this, 'RuntimeErrorsAlarm', {
-      alarmDescription: `Hermes agent ${this.node.path}: the AgentCore runtime reported 3 or more errors in 5 minutes.`,
-      metric: this.metricRuntimeErrors({ period: Duration.minutes(5) }),
-      threshold: 3,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    wireAlarms(this, [
-      this.deadLetterAlarm, this.queueAgeAlarm, this.rejectedWebhooksAlarm,
-      this.turnErrorsAlarm, this.dispatcherErrorsAlarm, this.runtimeErrorsAlarm,
-    ], props.alarmTopic, PROPS);
-
-    if (props.dashboard ?? true) {
-      this.dashboard = agentDashboard(this, 'Dashboard', {
-        agentName: core.agentName,
-        consumerLabel: 'Dispatcher',
-        ingressAccepted: this.metricIngressAccepted(),
-        ingressRejected: this.metricIngressRejected(),
-        queueAge: this.metricQueueAge({ statistic: 'Maximum' }),
-        deadLetters: this.metricDeadLetterMessages(),
-        turnDuration: this.metricTurnDuration(),
-        turnErrors: this.metricTurnErrors(),
-        consumerErrors: this.metricDispatcherErrors({ statistic: 'Sum' }),
-        inputTokens: this.metricInputTokens(),
-        outputTokens: this.metricOutputTokens(),
-        estimatedCost: this.metricEstimatedCost(),
-        budgetExceeded: this.metricBudgetExceeded(),
-      });
-    }
 
     new CfnOutput(this, 'RuntimeArn', { value: this.runtime.agentRuntimeArn, description: 'ARN of the Hermes agent\'s AgentCore runtime' });
-  }
-
-  /** Webhook requests accepted by the ingress. */
-  public metricIngressAccepted(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('IngressAccepted', props);
-  }
-
-  /** Webhook requests the ingress rejected (bad secret or signature, method, body...). */
-  public metricIngressRejected(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('IngressRejected', props);
-  }
-
-  /** Duration of agent turns as the dispatcher sees them, invocation and reply (ms). */
-  public metricTurnDuration(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('TurnDuration', { statistic: 'p90', ...props });
-  }
-
-  /** Failed agent turns (each failure is retried until maxReceiveCount). */
-  public metricTurnErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('TurnErrors', props);
-  }
-
-  /** Model input tokens. */
-  public metricInputTokens(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('InputTokens', props);
-  }
-
-  /** Model output tokens. */
-  public metricOutputTokens(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('OutputTokens', props);
-  }
-
-  /** Estimated model cost in USD (from `tokenPrices`; zero without them). */
-  public metricEstimatedCost(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('EstimatedCost', props);
-  }
-
-  /** Turns refused because the user had spent the daily token budget. */
-  public metricBudgetExceeded(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('BudgetExceeded', props);
-  }
-
-  /**
-   * Model tokens (input + output) of one user, e.g. `telegram:123456789` or
-   * `slack:U012ABCDEF`.
-   */
-  public metricUserTokens(user: string, props?: cloudwatch.MetricOptions): cloudwatch.IMetric {
-    const dimensions = { Agent: this.core.agentName, User: user };
-    return new cloudwatch.MathExpression({
-      expression: 'input + output',
-      usingMetrics: {
-        input: this.core.metric('InputTokens', { ...props, dimensionsMap: dimensions }),
-        output: this.core.metric('OutputTokens', { ...props, dimensionsMap: dimensions }),
-      },
-      label: `Tokens of ${user}`,
-      period: props?.period,
-    });
-  }
-
-  /** Estimated model cost (USD) of one user, e.g. `telegram:123456789`. */
-  public metricUserEstimatedCost(user: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metric('EstimatedCost', { ...props, dimensionsMap: { Agent: this.core.agentName, User: user } });
-  }
-
-  /** Age of the oldest queued message (seconds). */
-  public metricQueueAge(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.queue.metricApproximateAgeOfOldestMessage(props);
-  }
-
-  /** Messages in the dead-letter queue. */
-  public metricDeadLetterMessages(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.core.metricDeadLetterMessages(props);
   }
 
   /** Errors of the dispatcher function itself (not of the turns it dispatches). */
@@ -612,18 +285,39 @@ export class HermesAgentCoreAgent extends Construct implements iam.IGrantable {
   }
 
   /**
-   * What runs Hermes turns gets: the table, the bucket's skills/ and
-   * memories/ prefixes, its settings document, the settings' secrets and the
-   * model. No bot token: the dispatcher replies.
+   * The log group AgentCore writes the container's standard output to
+   * (`/aws/bedrock-agentcore/runtimes/<runtime id>-DEFAULT`), created here so
+   * that a metric filter can count the runtime's event lines from the first
+   * session on, with the agent's key and retention.
    */
-  private grantRuntime(role: iam.IRole): void {
-    for (const secret of Object.values(this.core.hermesConfig.secretEnvironment)) grantSecretRead(secret, role);
-    this.core.table.grantReadWriteData(role);
-    this.core.knowledgeBucket.grantReadWrite(role, KnowledgeBucket.SKILLS_PREFIX);
-    this.core.knowledgeBucket.grantReadWrite(role, MEMORIES_PREFIX);
-    this.core.knowledgeBucket.grantRead(role, this.core.settingsKey);
-    this.core.model.grantInvoke(role);
+  private addRuntimeOutputLogGroup(): logs.ILogGroup {
+    return new logs.LogGroup(this, 'RuntimeOutputLogs', {
+      logGroupName: `/aws/bedrock-agentcore/runtimes/${this.runtime.agentRuntimeId}-${DEFAULT_ENDPOINT}`,
+      retention: this._core.logRetention,
+      encryptionKey: this._core.key,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
   }
+}
+
+/** Validates the runtime's props (before anything is created); returns its timeouts. */
+function checkRuntimeProps(props: HermesAgentCoreAgentProps | undefined): { turnTimeout: Duration; idleTimeout: Duration; maxLifetime: Duration } {
+  const turnTimeout = props?.turnTimeout ?? Duration.minutes(5);
+  checkInteger(`${PROPS}.turnTimeout (in seconds)`, turnTimeout.toSeconds(), 60, 840);
+  const idleTimeout = props?.idleTimeout ?? Duration.minutes(15);
+  const maxLifetime = props?.maxLifetime ?? Duration.hours(8);
+  checkInteger(`${PROPS}.idleTimeout (in seconds)`, idleTimeout.toSeconds(), 60, 28800);
+  checkInteger(`${PROPS}.maxLifetime (in seconds)`, maxLifetime.toSeconds(), 60, 28800);
+  if (!Token.isUnresolved(idleTimeout.toSeconds()) && !Token.isUnresolved(maxLifetime.toSeconds())
+    && idleTimeout.toSeconds() > maxLifetime.toSeconds()) {
+    throw new PropError(`${PROPS}.idleTimeout`, `must not be longer than maxLifetime (${idleTimeout.toSeconds()} s > ${maxLifetime.toSeconds()} s)`);
+  }
+  checkPattern(`${PROPS}.runtimeName`, props?.runtimeName, RUNTIME_NAME,
+    'a letter followed by up to 47 letters, digits or underscores (AgentCore allows no hyphens)');
+  if (!props?.vpc && (props?.vpcSubnets || props?.securityGroups)) {
+    throw new PropError(`${PROPS}.${props.vpcSubnets ? 'vpcSubnets' : 'securityGroups'}`, 'is set, but vpc is not; the runtime uses the public network without a VPC');
+  }
+  return { turnTimeout, idleTimeout, maxLifetime };
 }
 
 function pick(values: { [name: string]: string }, names: string[]): { [name: string]: string } {

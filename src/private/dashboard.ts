@@ -19,6 +19,8 @@ export interface AgentDashboardOptions {
   readonly turnErrors: cloudwatch.IMetric;
   /** Errors of the queue's consumer function. */
   readonly consumerErrors: cloudwatch.IMetric;
+  /** Failed AgentCore Memory calls, when the agent has a memory. */
+  readonly memoryFailures?: cloudwatch.IMetric;
   readonly inputTokens: cloudwatch.IMetric;
   readonly outputTokens: cloudwatch.IMetric;
   readonly estimatedCost: cloudwatch.IMetric;
@@ -49,7 +51,11 @@ export function agentDashboard(scope: Construct, id: string, o: AgentDashboardOp
   );
   dashboard.addWidgets(
     new cloudwatch.GraphWidget({ title: `${o.consumerLabel}: turn duration (ms)`, left: [o.turnDuration], width: 12 }),
-    new cloudwatch.GraphWidget({ title: `${o.consumerLabel}: errors`, left: [o.turnErrors, o.consumerErrors], width: 12 }),
+    new cloudwatch.GraphWidget({
+      title: `${o.consumerLabel}: errors`,
+      left: [o.turnErrors, o.consumerErrors, ...(o.memoryFailures ? [o.memoryFailures] : [])],
+      width: 12,
+    }),
   );
   dashboard.addWidgets(
     new cloudwatch.GraphWidget({ title: 'Model tokens', left: [o.inputTokens, o.outputTokens], width: 8 }),

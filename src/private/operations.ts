@@ -1,7 +1,7 @@
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
-import { IConstruct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { acknowledge } from './acknowledge';
 import { PropError } from './validate';
 import { HermesAgentProps } from '../agent-props';
@@ -28,6 +28,21 @@ export function wireAlarms(scope: IConstruct, alarms: cloudwatch.Alarm[], topic:
     alarm.addAlarmAction(new cwActions.SnsAction(topic));
     alarm.addOkAction(new cwActions.SnsAction(topic));
   }
+}
+
+/**
+ * An alarm on a count: it fires when `metric` (with its own period and
+ * statistic) reaches `threshold` in one period; no data is not breaching.
+ */
+export function countAlarm(scope: Construct, id: string, description: string, metric: cloudwatch.IMetric, threshold: number): cloudwatch.Alarm {
+  return new cloudwatch.Alarm(scope, id, {
+    alarmDescription: description,
+    metric,
+    threshold,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  });
 }
 
 /** The IAM findings every construct with CDK-granted roles shares. */

@@ -13,7 +13,7 @@ import { Construct } from 'constructs';
 import { acknowledge } from './acknowledge';
 import { acknowledgeBucketDeploymentHandler } from './bucket-deployment';
 import { FunctionRole, functionDefaults, latestPythonRuntime, runtimeZipCode } from './lambda';
-import { requireAccess } from './operations';
+import { countAlarm, requireAccess } from './operations';
 import { grantSecretRead } from './secret-access';
 import { PropError, checkInteger, checkNumber } from './validate';
 import { AgentAccess } from '../access';
@@ -29,8 +29,10 @@ import { HermesConfig } from '../settings';
 export const METRIC_NAMESPACE = 'HermesAgent/Serverless';
 /** Key prefix of rendered settings documents in the agent's bucket. */
 const SETTINGS_PREFIX = '.hermes-aws/settings/';
-/** Where the agent keeps its file memories in the bucket. */
-const MEMORIES_PREFIX = 'memories/';
+/** Where an agent keeps Hermes's file memories in its bucket. */
+export const MEMORIES_PREFIX = 'memories/';
+/** Where the serverless runtimes keep HERMES_HOME (a per-invocation cache; state lives in DynamoDB and S3). */
+export const SERVERLESS_HERMES_HOME = '/tmp/hermes';
 /** Telegram update types the ingress handles (also sent to setWebhook). */
 const TELEGRAM_UPDATES = ['message'];
 /** Channels the ingress answers on. */
@@ -64,6 +66,16 @@ export interface ServerlessCoreOptions {
   readonly shapeDisabledToolsets: string[];
   /** Config the shape must set. */
   readonly shapeConfig?: { [key: string]: any };
+}
+
+/** What runs Hermes turns may use besides the stores, the settings and the model. */
+export interface AgentGrantOptions {
+  /**
+   * The channels' bot tokens: false when something else (a dispatcher)
+   * replies on the channels.
+   * @default true
+   */
+  readonly channelTokens?: boolean;
 }
 
 /**
@@ -239,23 +251,18 @@ export class ServerlessCore {
       'Telegram and Slack cannot sign requests with AWS credentials, so the Function URL is public; every Telegram request must carry the generated webhook secret token ' +
       '(constant-time check) and every Slack request a valid v0 signature within 5 minutes, checked before anything else is read.',
       'NIST.800.53.R5-LambdaFunctionPublicAccessProhibited', 'HIPAA.Security-LambdaFunctionPublicAccessProhibited');
-    this.acknowledgeFunction(this.ingressFunction, false);
+    this.acknowledgeFunction(this.ingressFunction);
 
     // --- Webhook registration -----------------------------------------------------
     if (options.registerWebhook && this.telegram) {
       this.webhookRegistrationFunction = this.addWebhookRegistration(this.telegram);
-      this.acknowledgeFunction(this.webhookRegistrationFunction, false);
+      this.acknowledgeFunction(this.webhookRegistrationFunction);
     }
 
     // --- Alarms --------------------------------------------------------------------
-    this.deadLetterAlarm = new cloudwatch.Alarm(scope, 'DeadLetterAlarm', {
-      alarmDescription: `Hermes agent ${scope.node.path}: a message failed every attempt and is in the dead-letter queue (the user got an apology).`,
-      metric: this.metricDeadLetterMessages({ period: Duration.minutes(1) }),
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.deadLetterAlarm = countAlarm(scope, 'DeadLetterAlarm',
+      `Hermes agent ${scope.node.path}: a message failed every attempt and is in the dead-letter queue (the user got an apology).`,
+      this.metricDeadLetterMessages({ period: Duration.minutes(1) }), 1);
     this.queueAgeAlarm = new cloudwatch.Alarm(scope, 'QueueAgeAlarm', {
       alarmDescription: `Hermes agent ${scope.node.path}: a message has waited longer than two turn timeouts for the worker.`,
       metric: this.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
@@ -264,14 +271,9 @@ export class ServerlessCore {
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.rejectedWebhooksAlarm = new cloudwatch.Alarm(scope, 'RejectedWebhooksAlarm', {
-      alarmDescription: `Hermes agent ${scope.node.path}: 20 or more webhook requests were rejected in 5 minutes (wrong secret or signature, bad input) — someone may be probing the Function URL.`,
-      metric: this.metric('IngressRejected', { period: Duration.minutes(5) }),
-      threshold: 20,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    this.rejectedWebhooksAlarm = countAlarm(scope, 'RejectedWebhooksAlarm',
+      `Hermes agent ${scope.node.path}: 20 or more webhook requests were rejected in 5 minutes (wrong secret or signature, bad input) — someone may be probing the Function URL.`,
+      this.metric('IngressRejected', { period: Duration.minutes(5) }), 20);
 
     if (this.telegram) {
       new CfnOutput(scope, 'WebhookUrl', { value: `${this.functionUrl.url}telegram`, description: 'Telegram webhook URL of the Hermes agent' });
@@ -286,10 +288,10 @@ export class ServerlessCore {
 
   /**
    * Environment of whatever runs Hermes turns (worker, AgentCore runtime):
-   * settings, stores, channel bot tokens, secrets, history and TTL, budgets
-   * and prices.
+   * settings, stores, channel bot tokens (unless `channelTokens` is false),
+   * secrets, history and TTL, budgets and prices.
    */
-  public agentEnvironment(): { [name: string]: string } {
+  public agentEnvironment(options: AgentGrantOptions = {}): { [name: string]: string } {
     const secretArns: { [env: string]: string } = {};
     for (const [name, secret] of Object.entries(this.hermesConfig.secretEnvironment)) secretArns[name] = secret.secretArn;
     const o = this.options;
@@ -300,7 +302,7 @@ export class ServerlessCore {
       HERMES_AWS_BUCKET: this.knowledgeBucket.bucket.bucketName,
       HERMES_AWS_SKILLS_PREFIX: KnowledgeBucket.SKILLS_PREFIX,
       HERMES_AWS_MEMORIES_PREFIX: MEMORIES_PREFIX,
-      ...this.channelEnvironment(),
+      ...((options.channelTokens ?? true) ? this.channelEnvironment() : {}),
       HERMES_AWS_SECRET_ARNS: Stack.of(this.scope).toJsonString(secretArns),
       HERMES_AWS_MAX_RECEIVE_COUNT: String(o.maxReceiveCount),
       HERMES_AWS_HISTORY_MAX_MESSAGES: String(o.historyMaxMessages),
@@ -327,15 +329,15 @@ export class ServerlessCore {
   /**
    * Grants what runs Hermes turns: the table, the bucket's skills/ and
    * memories/ prefixes, its settings document, the settings' secrets, the
-   * model and the channels' bot tokens.
+   * model and (unless `channelTokens` is false) the channels' bot tokens.
    */
-  public grantAgent(grantee: iam.IGrantable): void {
+  public grantAgent(grantee: iam.IGrantable, options: AgentGrantOptions = {}): void {
     for (const secret of Object.values(this.hermesConfig.secretEnvironment)) grantSecretRead(secret, grantee);
     this.table.grantReadWriteData(grantee);
     this.knowledgeBucket.grantReadWrite(grantee, KnowledgeBucket.SKILLS_PREFIX);
     this.knowledgeBucket.grantReadWrite(grantee, MEMORIES_PREFIX);
     this.knowledgeBucket.grantRead(grantee, this.settingsKey);
-    this.grantChannels(grantee);
+    if (options.channelTokens ?? true) this.grantChannels(grantee);
     this.model.grantInvoke(grantee);
   }
 
@@ -347,19 +349,22 @@ export class ServerlessCore {
 
   /**
    * Acknowledges the findings every function of a serverless agent shares
-   * (no VPC, no async DLQ, optional reserved concurrency).
+   * (no VPC, no async DLQ) and, when `fn` reserves no concurrency, that one:
+   * naming `reservedConcurrencyProp` when a prop can reserve it.
    */
-  public acknowledgeFunction(fn: lambda.IFunction, hasReservedConcurrency: boolean): void {
+  public acknowledgeFunction(fn: lambda.Function, reservedConcurrencyProp?: string): void {
     acknowledge(fn,
       'The function talks to Telegram, Slack and model endpoints on the internet and to AWS APIs; outside a VPC it needs no NAT (the point of this shape is zero idle cost).',
       'NIST.800.53.R5-LambdaInsideVPC', 'HIPAA.Security-LambdaInsideVPC');
     acknowledge(fn,
       'Invoked synchronously (Function URL, custom resource) or by an SQS event source whose queue has its own dead-letter queue; an asynchronous-invocation DLQ would never receive anything.',
       'Serverless-LambdaDLQ', 'NIST.800.53.R5-LambdaDLQ', 'HIPAA.Security-LambdaDLQ');
-    if (!hasReservedConcurrency) {
-      acknowledge(fn,
-        'Reserved concurrency is optional (workerReservedConcurrency): AWS keeps 10 executions unreserved per account, so a default reservation fails to deploy in new accounts.',
-        'NIST.800.53.R5-LambdaConcurrency', 'HIPAA.Security-LambdaConcurrency');
+    if ((fn.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions === undefined) {
+      const unreserved = 'AWS keeps 10 executions unreserved per account, so a default reservation fails to deploy in new accounts.';
+      acknowledge(fn, reservedConcurrencyProp
+        ? `Reserved concurrency is optional (${reservedConcurrencyProp}): ${unreserved}`
+        : `The function has no reserved concurrency (no prop sets one): ${unreserved}`,
+      'NIST.800.53.R5-LambdaConcurrency', 'HIPAA.Security-LambdaConcurrency');
     }
   }
 
