@@ -1207,20 +1207,8 @@ describe('HermesLambdaAgent memory', () => {
     });
   });
 
-  test('failed memory calls: a metric filter on the worker\'s log group counts the runtime\'s "memory" lines with ok false, per agent', () => {
-    const filters = resourcesOf(withMemory.template(), 'AWS::Logs::MetricFilter');
-    expect(filters).toHaveLength(1);
-    expect(filters[0].props).toEqual({
-      LogGroupName: functionProps(withMemory, withMemory.agent.workerFunction).LoggingConfig.LogGroup,
-      FilterPattern: '{ ($.event = "memory") && ($.ok IS FALSE) }',
-      MetricTransformations: [{
-        MetricNamespace: 'HermesAgent/Serverless',
-        MetricName: 'MemoryFailures',
-        MetricValue: '1',
-        // a filter publishes no constant dimension: the runtime writes the agent's name (HERMES_AWS_AGENT_NAME) into the line
-        Dimensions: [{ Key: 'Agent', Value: '$.agent' }],
-      }],
-    });
+  test('failed memory calls: counted by the runtime as an embedded metric per agent (no log group or filter needed)', () => {
+    withMemory.template().resourceCountIs('AWS::Logs::MetricFilter', 0);
     expect(workerEnv(withMemory).HERMES_AWS_AGENT_NAME).toBe('WithMemory/Agent');
     const metric = withMemory.agent.metricMemoryFailures();
     expect([metric.namespace, metric.metricName, metric.statistic]).toEqual(['HermesAgent/Serverless', 'MemoryFailures', 'Sum']);

@@ -25,8 +25,6 @@ const ENV_NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,99}$/;
 const MAX_ENV = 50;
 /** Time the dispatcher keeps after the runtime's answer: delivery, ledger, metrics. */
 const DISPATCH_MARGIN = Duration.seconds(60);
-/** The runtime endpoint the dispatcher invokes; its name is part of the runtime's log group. */
-const DEFAULT_ENDPOINT = 'DEFAULT';
 
 /**
  * Properties of a {@link HermesAgentCoreAgent}.
@@ -248,7 +246,6 @@ export class HermesAgentCoreAgent extends HermesServerlessAgentBase {
       consumerLabel: 'Dispatcher',
       consumerErrors: this.metricDispatcherErrors({ statistic: 'Sum' }),
       alarms: [this.turnErrorsAlarm, this.dispatcherErrorsAlarm, this.runtimeErrorsAlarm],
-      agentLogGroup: props.memory ? this.addRuntimeOutputLogGroup() : undefined,
     });
 
     new CfnOutput(this, 'RuntimeArn', { value: this.runtime.agentRuntimeArn, description: 'ARN of the Hermes agent\'s AgentCore runtime' });
@@ -282,21 +279,6 @@ export class HermesAgentCoreAgent extends HermesServerlessAgentBase {
   /** Sessions (chat microVMs) of the AgentCore runtime. */
   public metricRuntimeSessions(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.runtime.metricSessionCount(props);
-  }
-
-  /**
-   * The log group AgentCore writes the container's standard output to
-   * (`/aws/bedrock-agentcore/runtimes/<runtime id>-DEFAULT`), created here so
-   * that a metric filter can count the runtime's event lines from the first
-   * session on, with the agent's key and retention.
-   */
-  private addRuntimeOutputLogGroup(): logs.ILogGroup {
-    return new logs.LogGroup(this, 'RuntimeOutputLogs', {
-      logGroupName: `/aws/bedrock-agentcore/runtimes/${this.runtime.agentRuntimeId}-${DEFAULT_ENDPOINT}`,
-      retention: this._core.logRetention,
-      encryptionKey: this._core.key,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
   }
 }
 

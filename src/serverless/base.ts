@@ -3,7 +3,6 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -14,7 +13,7 @@ import { AgentModel, TokenPrices } from '../model';
 import { agentDashboard } from '../private/dashboard';
 import { countAlarm, wireAlarms } from '../private/operations';
 import { ScheduleBridge } from '../private/schedule-bridge';
-import { AgentGrantOptions, METRIC_NAMESPACE, SERVERLESS_HERMES_HOME, ServerlessCore } from '../private/serverless-core';
+import { AgentGrantOptions, SERVERLESS_HERMES_HOME, ServerlessCore } from '../private/serverless-core';
 import { PropError } from '../private/validate';
 import { SlackSecrets, TelegramSecrets } from '../secrets';
 import { HermesConfig } from '../settings';
@@ -23,8 +22,6 @@ import { HermesConfig } from '../settings';
 const SERVERLESS_DISABLED_TOOLSETS = ['terminal', 'browser', 'code_execution', 'delegation', 'computer_use'];
 /** Hermes's cron tools: only with the EventBridge Scheduler bridge (`scheduledJobs`). */
 const CRONJOB_TOOLSET = 'cronjob';
-/** The runtime's one-line event for each AgentCore Memory call that failed. */
-const MEMORY_FAILURE_PATTERN = '{ ($.event = "memory") && ($.ok IS FALSE) }';
 
 /**
  * Properties every serverless Hermes agent ({@link HermesLambdaAgent},
@@ -147,8 +144,6 @@ interface ShapeOperations {
   readonly consumerErrors: cloudwatch.IMetric;
   /** The shape's own alarms. */
   readonly alarms: cloudwatch.Alarm[];
-  /** Where the process that runs Hermes turns writes its standard output. */
-  readonly agentLogGroup?: logs.ILogGroup;
 }
 
 /**
@@ -383,16 +378,7 @@ export abstract class HermesServerlessAgentBase extends Construct implements iam
     const props = this.serverlessProps;
     const alarms = [this.deadLetterAlarm, this.queueAgeAlarm, this.rejectedWebhooksAlarm, ...shape.alarms];
     if (this.memory) {
-      if (!shape.agentLogGroup) throw new Error('a shape with memory must name the log group of its runtime');
-      // A metric filter publishes no constant dimension: the runtime puts the agent's name into the line.
-      new logs.MetricFilter(this, 'MemoryFailuresFilter', {
-        logGroup: shape.agentLogGroup,
-        filterPattern: logs.FilterPattern.literal(MEMORY_FAILURE_PATTERN),
-        metricNamespace: METRIC_NAMESPACE,
-        metricName: 'MemoryFailures',
-        metricValue: '1',
-        dimensions: { Agent: '$.agent' },
-      });
+      // The runtime's memory provider emits MemoryFailures as an embedded metric (by Agent).
       this.createdMemoryFailuresAlarm = countAlarm(this, 'MemoryFailuresAlarm',
         `Hermes agent ${this.node.path}: 5 or more AgentCore Memory calls failed in 15 minutes (turns go on without long-term memory; see the runtime's "memory" log lines).`,
         this.metricMemoryFailures({ period: Duration.minutes(15) }), 5);

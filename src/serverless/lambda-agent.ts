@@ -109,7 +109,6 @@ export class HermesLambdaAgent extends HermesServerlessAgentBase {
       consumerLabel: 'Worker',
       consumerErrors: this.metricWorkerErrors({ statistic: 'Sum' }),
       alarms: [this.workerErrorsAlarm],
-      agentLogGroup: workerRole.logGroup,
     });
   }
 
