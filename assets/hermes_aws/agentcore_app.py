@@ -19,8 +19,9 @@ here assumes it: the process keeps one :class:`~hermes_aws.lambda_worker.Runtime
 for every chat it serves and runs one turn at a time.
 
 Per invocation, the same steps as the serverless worker, with the same code
-(:mod:`hermes_aws.lambda_worker`), minus what the dispatcher does (idempotency
-check before, replies, apology, metrics after):
+(:func:`hermes_aws.lambda_worker.run_chat`, :func:`~hermes_aws.lambda_worker.run_job`),
+minus what the dispatcher does (:mod:`hermes_aws.turns`: idempotency check
+before, replies, apology, metrics after):
 
 1. **Cold start**, once per process (:func:`hermes_aws.lambda_worker.cold_start`):
    secrets into the environment, ``HERMES_HOME`` rendered from the settings
@@ -283,47 +284,32 @@ class AgentProcess:
         return self._chat(rt, message)
 
     def _chat(self, rt: Any, message: Any) -> tuple[dict[str, Any], Callable[[], None] | None]:
-        from hermes_aws import lambda_worker as worker
+        from hermes_aws import lambda_worker
         from hermes_aws.chats import ReplyTarget
 
-        command = worker.parse_command(message.text)
-        if command in worker.RESET_COMMANDS:
-            from hermes_aws.sessions import new_session_id
-
-            reply = worker.RESET_COMMANDS[command]
-            session_id = new_session_id()
-            record = rt.ledger.persisted_action(message.dedup_key, reply, session_key=message.session_key,
-                                                session_id=session_id)
-            meta = rt.sessions.new_session(message.session_key, session_id=session_id, also=[record])
-            return contract.answer(contract.OUTCOME_NEW_SESSION, reply, session_id=meta.session_id,
-                                   command=command), None
         # The dispatcher shows "typing..." while it waits; nothing to show from here.
-        result, meta = worker._run_agent_turn(rt, message, ReplyTarget(), message.dedup_key)
-        answer = contract.answer(contract.OUTCOME_ANSWERED, result.final_response, session_id=meta.session_id,
-                                 usage=result.usage, model=result.model)
-        return answer, lambda: worker._after_reply(rt, result, message)
+        result = lambda_worker.run_chat(rt, message, ReplyTarget())
+        extra = dict(result.fields)
+        if result.outcome == contract.OUTCOME_ANSWERED:
+            extra["usage"] = result.usage
+        return contract.answer(result.outcome, result.reply, session_id=result.session_id, **extra), result.after
 
     def _cron(self, rt: Any, fired: Any) -> tuple[dict[str, Any], Callable[[], None] | None]:
-        from hermes_aws import lambda_worker as worker
+        from hermes_aws import lambda_worker
 
-        if rt.workspace is not None:
-            rt.workspace.pull()  # the job's skills
-        run = rt.cron.run_fired(fired)
-        if not run.ran:
-            return contract.answer(contract.OUTCOME_IGNORED, reason=run.reason), \
-                lambda: worker._sync_cron(rt, origin=fired.origin)
-        key = fired.dedup_key
-        record = rt.ledger.persisted_action(key, run.text, session_key=f"cron:{fired.job_id}", session_id=key)
-        rt.ledger.client.transact_write_items(TransactItems=[record])
-        outcome = contract.OUTCOME_SILENT if run.silent or not run.text else contract.OUTCOME_ANSWERED
+        result = lambda_worker.run_job(rt, fired)
+        if not result.ran:
+            return contract.answer(contract.OUTCOME_IGNORED, reason=result.reason), \
+                lambda: lambda_worker.sync_cron(rt, origin=fired.origin)
+        outcome = contract.OUTCOME_SILENT if result.silent or not result.text else contract.OUTCOME_ANSWERED
 
         def after() -> None:
-            worker._sync_cron(rt, origin=fired.origin)  # mark_job_run's bookkeeping, schedules
+            lambda_worker.sync_cron(rt, origin=fired.origin)  # mark_job_run's bookkeeping, schedules
             if rt.workspace is not None:
                 rt.workspace.push()
 
-        return contract.answer(outcome, run.text or None, session_id=key, success=run.success,
-                               error=events.short(run.error) if run.error else None), after
+        return contract.answer(outcome, result.text or None, session_id=fired.dedup_key, success=result.success,
+                               error=result.error), after
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Wait for the work after the last turn (tests, shutdown)."""

@@ -1,7 +1,8 @@
 """What the AgentCore dispatcher Lambda and the AgentCore Runtime container agree on.
 
-Standard library only: the dispatcher (a zip Lambda without Hermes) and the
-container (:mod:`hermes_aws.agentcore_app`) both import it.
+Standard library only (and the light :mod:`hermes_aws.turns`): the dispatcher
+(a zip Lambda without Hermes) and the container (:mod:`hermes_aws.agentcore_app`)
+both import it.
 
 Invocation
 ----------
@@ -52,16 +53,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+# a chat turn's outcomes (hermes_aws.turns), plus a job's "silent"
+from hermes_aws.turns import OUTCOME_ANSWERED, OUTCOME_IGNORED, OUTCOME_NEW_SESSION
+
 PAYLOAD_VERSION = 1
 SESSION_PREFIX = "hermes-"
 #: InvokeAgentRuntime's runtimeSessionId length limits (botocore: SessionType)
 SESSION_ID_MIN, SESSION_ID_MAX = 33, 256
 CRON_USER = "cron"
 
-OUTCOME_ANSWERED = "answered"
-OUTCOME_NEW_SESSION = "new_session"
 OUTCOME_SILENT = "silent"
-OUTCOME_IGNORED = "ignored"
 OUTCOMES = frozenset({OUTCOME_ANSWERED, OUTCOME_NEW_SESSION, OUTCOME_SILENT, OUTCOME_IGNORED})
 
 

@@ -19,11 +19,11 @@ Environment (set by the construct)
 ``HERMES_AWS_AGENT_NAME``                ``Agent`` metric dimension
 ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE``   data-plane endpoint (tests)
 
-Per message (the worker's rules, with the worker's code where it is the same)
------------------------------------------------------------------------------
+Per message (:mod:`hermes_aws.turns`: the worker's flow, the runtime answers)
+------------------------------------------------------------------------------
 1. Parse the body (:func:`hermes_aws.chats.parse_queue_body`,
    :func:`hermes_aws.scheduler.fired_job`); anything else is acknowledged.
-2. Idempotency: the worker's ledger (:class:`hermes_aws.lambda_worker.UpdateLedger`,
+2. Idempotency: the shared ledger (:class:`hermes_aws.ledger.UpdateLedger`,
    keyed by ``message.dedup_key`` / the job tick's key). ``DELIVERED``: done.
    ``PERSISTED`` (the runtime stored the turn and its reply, but the reply was
    not, or not completely, sent): the stored text is sent, the runtime is not
@@ -35,7 +35,7 @@ Per message (the worker's rules, with the worker's code where it is the same)
    with "typing..." shown meanwhile. The runtime runs the turn and stores it
    with the ledger's ``PERSISTED`` record in one transaction, then answers.
 5. Tokens are charged to the user's budget; the reply goes out chunk by chunk
-   with the progress recorded, then ``DELIVERED`` (the worker's ``_deliver``);
+   with the progress recorded, then ``DELIVERED`` (:func:`hermes_aws.turns.deliver`);
    a job's result goes to its delivery targets. One ``turn`` event with the
    worker's metrics (``HermesAgent/Serverless``, per agent and per user).
 6. Failures (throttling, the runtime's errors, a timeout, an answer that does
@@ -52,15 +52,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hermes_aws import agentcore_contract as contract
-from hermes_aws import events
+from hermes_aws import events, turns
 from hermes_aws.sqs_batch import RecordInfo, process_batch
+from hermes_aws.turns import JobResult, TurnResult
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ class Dispatcher:
     runtime_arn: str
     qualifier: str | None
     client: Any  # boto3 bedrock-agentcore
-    ledger: Any  # hermes_aws.lambda_worker.UpdateLedger
+    ledger: Any  # hermes_aws.ledger.UpdateLedger
     senders: Any  # hermes_aws.chats.Senders
     budget: Any  # hermes_aws.budgets.TokenBudget
     sqs: Any
@@ -157,22 +156,11 @@ class Dispatcher:
             logger.warning("could not shorten the visibility of %s: %s", info.message_id, exc)
 
 
-_dispatcher: Dispatcher | None = None
-_lock = threading.Lock()
-
-
-def reset() -> None:
-    """Forget the sandbox state (tests)."""
-    global _dispatcher
-    _dispatcher = None
-
-
-def dispatcher() -> Dispatcher:
-    global _dispatcher
-    with _lock:
-        if _dispatcher is None:
-            _dispatcher = cold_start(os.environ)
-        return _dispatcher
+_sandbox: turns.PerSandbox[Dispatcher] = turns.PerSandbox(lambda: cold_start(os.environ))
+#: this sandbox's :class:`Dispatcher` (cold start on first use)
+dispatcher = _sandbox.get
+#: forget the sandbox state (tests)
+reset = _sandbox.reset
 
 
 def cold_start(environ: Mapping[str, str]) -> Dispatcher:
@@ -181,7 +169,7 @@ def cold_start(environ: Mapping[str, str]) -> Dispatcher:
 
     from hermes_aws.budgets import TokenBudget
     from hermes_aws.chats import Senders
-    from hermes_aws.lambda_worker import UpdateLedger
+    from hermes_aws.ledger import UpdateLedger
     from hermes_aws.secrets import SecretCache, make_client
 
     arn = (environ.get(RUNTIME_ARN_ENV) or "").strip()
@@ -253,92 +241,23 @@ def process_record(d: Dispatcher, record: Mapping[str, Any], info: RecordInfo) -
 
 
 def dispatch_chat(d: Dispatcher, body: Mapping[str, Any], message: Any, info: RecordInfo) -> None:
-    from hermes_aws import lambda_worker as worker
-    from hermes_aws.chats import reply_target
-
-    started = time.monotonic()
-    key = message.dedup_key
-    fields: dict[str, Any] = {
-        "source": message.channel, "update_id": message.update_id, "chat": message.chat_id,
-        "user": message.actor_id, "message_id": info.message_id, "receive_count": info.receive_count,
-    }
-    usage: dict[str, Any] = {}
-    target = None
-    try:
-        state = d.ledger.get(key)
-        if state.status == worker.STATUS_DELIVERED:
-            worker._emit_turn(d, {**fields, "outcome": "duplicate"}, started, usage, error=False)
-            return
-        target = reply_target(message, d.senders)
-        if state.status in (worker.STATUS_PERSISTED, worker.STATUS_APOLOGIZED) and state.reply is not None:
-            fields["session"] = state.session_id
-            worker._deliver(d, [target], key, state.reply, start_chunk=state.chunks_sent)
-            worker._emit_turn(d, {**fields, "outcome": "redelivered"}, started, usage, error=False)
-            return
-        # As the worker: /new is always answered, anything else only within the budget.
-        if d.budget.enabled and worker.parse_command(message.text) not in worker.RESET_COMMANDS:
-            status = d.budget.check(message.actor_id)
-            if not status.allowed:  # no microVM is woken for it
-                worker._deliver(d, [target], key, d.budget.exceeded_message(status))
-                worker._emit_turn(d, {**fields, "outcome": "budget_exceeded", "tokens_used_today": status.used},
-                                  started, usage, error=False)
-                return
+    def run(target: Any) -> TurnResult:
         with target.typing():
             answer = d.invoke(body, chat=message.group_id, user=message.actor_id, info=info)
-        fields["session"] = answer.get("session_id")
-        usage = dict(answer.get("usage") or {})
-        if answer["outcome"] == contract.OUTCOME_IGNORED:
-            worker._emit_turn(d, {**fields, "outcome": "ignored"}, started, usage, error=False)
-            return
-        worker._record_usage(d, message.actor_id, usage)
-        worker._deliver(d, [target], key, answer.get("reply") or "")
-        worker._emit_turn(d, {**fields, "outcome": answer["outcome"], "model": answer.get("model"),
-                              "runtime_ms": answer.get("duration_ms")}, started, usage, error=False)
-    except Exception as exc:
-        apologized = worker._apologize_once(d, target, key) if info.last_attempt else False
-        worker._emit_turn(d, {**fields, "outcome": "error", "error": events.short(f"{type(exc).__name__}: {exc}"),
-                              "error_kind": getattr(exc, "kind", None), "last_attempt": info.last_attempt,
-                              "apologized": apologized}, started, usage, error=True)
-        raise
+        return TurnResult(answer["outcome"], answer.get("reply"), answer.get("session_id"),
+                          dict(answer.get("usage") or {}),
+                          fields={"model": answer.get("model"), "runtime_ms": answer.get("duration_ms")})
+
+    turns.chat_turn(d, message, info, run, received_at=body.get("received_at"))
 
 
 def dispatch_cron(d: Dispatcher, body: Mapping[str, Any], fired: Any, info: RecordInfo) -> None:
-    from hermes_aws import lambda_worker as worker
-    from hermes_aws.chats import CHANNELS, origin_target
-    from hermes_aws.cron_bridge import delivery_targets
-
-    started = time.monotonic()
-    key = fired.dedup_key
-    fields: dict[str, Any] = {"source": worker.CRON_SOURCE, "job": fired.job_id, "message_id": info.message_id,
-                              "scheduled_time": fired.scheduled_time.isoformat(),
-                              "receive_count": info.receive_count}
-    channels = [c for c in CHANNELS if d.senders.configured(c)]
-    found, skipped = delivery_targets(fired.deliver, fired.origin, channels)
-    if skipped:
-        fields["skipped_targets"] = events.short(",".join(skipped), 200)
-    try:
-        state = d.ledger.get(key)
-        if state.status == worker.STATUS_DELIVERED:
-            worker._emit_cron(d, {**fields, "outcome": "duplicate"}, started)
-            return
-        targets = [origin_target(p, c, t, d.senders) for p, c, t in found]
-        if state.status in (worker.STATUS_PERSISTED, worker.STATUS_APOLOGIZED) and state.reply is not None:
-            worker._deliver(d, targets, key, state.reply, start_chunk=state.chunks_sent)
-            worker._emit_cron(d, {**fields, "outcome": "redelivered"}, started)
-            return
+    def run() -> JobResult:
         job = {"id": fired.job_id, "origin": fired.origin}
         answer = d.invoke(body, chat=contract.job_chat(job), user=contract.job_user(job), info=info)
         if answer["outcome"] == contract.OUTCOME_IGNORED:
-            worker._emit_cron(d, {**fields, "outcome": "skipped", "reason": answer.get("reason")}, started)
-            return
-        text = answer.get("reply") or ""
-        worker._deliver(d, targets, key, text)
-        outcome = "silent" if answer["outcome"] == contract.OUTCOME_SILENT else \
-            "delivered" if text and targets else "not_delivered"
-        worker._emit_cron(d, {**fields, "outcome": outcome, "success": answer.get("success"),
-                              "error": answer.get("error")}, started)
-    except Exception as exc:
-        worker._emit_cron(d, {**fields, "outcome": "error", "error": events.short(f"{type(exc).__name__}: {exc}"),
-                              "error_kind": getattr(exc, "kind", None), "last_attempt": info.last_attempt},
-                          started, error=True)
-        raise
+            return JobResult(False, reason=answer.get("reason"))
+        return JobResult(True, text=answer.get("reply") or "", silent=answer["outcome"] == contract.OUTCOME_SILENT,
+                         success=answer.get("success"), error=answer.get("error"))
+
+    turns.job_tick(d, fired, info, run)

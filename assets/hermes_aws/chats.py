@@ -126,20 +126,27 @@ class ReplyTarget:
         yield
 
 
-class TelegramTarget(ReplyTarget):
-    channel = TELEGRAM
+class _ClientTarget(ReplyTarget):
+    """A target that sends through a channel client made on first use."""
 
-    def __init__(self, client_factory: Callable[[], Any], chat_id: str, *, reply_to: str | None = None,
-                 thread_id: str | None = None) -> None:
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
         self._factory = client_factory
         self._client: Any = None
-        self.chat_id, self.reply_to, self.thread_id = chat_id, reply_to, thread_id
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = self._factory()
         return self._client
+
+
+class TelegramTarget(_ClientTarget):
+    channel = TELEGRAM
+
+    def __init__(self, client_factory: Callable[[], Any], chat_id: str, *, reply_to: str | None = None,
+                 thread_id: str | None = None) -> None:
+        super().__init__(client_factory)
+        self.chat_id, self.reply_to, self.thread_id = chat_id, reply_to, thread_id
 
     def split(self, text: str) -> list[str]:
         from hermes_aws.channels.telegram import split_message
@@ -158,19 +165,12 @@ class TelegramTarget(ReplyTarget):
             yield
 
 
-class SlackTarget(ReplyTarget):
+class SlackTarget(_ClientTarget):
     channel = SLACK
 
     def __init__(self, client_factory: Callable[[], Any], channel_id: str, *, thread_ts: str | None = None) -> None:
-        self._factory = client_factory
-        self._client: Any = None
+        super().__init__(client_factory)
         self.chat_id, self.thread_ts = channel_id, thread_ts
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._factory()
-        return self._client
 
     def split(self, text: str) -> list[str]:
         from hermes_aws.channels.slack import split_message

@@ -15,7 +15,11 @@ source is logged and acknowledged):
   write it: the ingress wraps whatever it receives in its own envelope.
 
 Chat messages are handled the same on every channel (:mod:`hermes_aws.chats`:
-parsing, session keys, reply targets); only the sending differs.
+parsing, session keys, reply targets); only the sending differs. The flow of a
+turn and of a job tick (ledger, budget, delivery, apology, metrics) is
+:mod:`hermes_aws.turns`, shared with the AgentCore dispatcher; this module
+runs the turn itself (:func:`run_chat`, :func:`run_job`, also used by the
+AgentCore container).
 
 Environment (set by the construct)
 ----------------------------------
@@ -45,12 +49,13 @@ Environment (set by the construct)
 
 Per chat message
 ----------------
-1. **Cold start**, once per sandbox (:func:`runtime`): secrets into the
-   environment, ``HERMES_HOME`` rendered from the settings, ``TERMINAL_CWD``
-   set, the Lambda toolset policy pinned into config.yaml, Hermes imported. A
-   broken deployment (bad settings, unreadable secret) raises from the handler:
-   the whole batch is retried and ends in the DLQ.
-2. **Idempotency** (:class:`UpdateLedger`): item ``PK=UPDATE#<channel>:<delivery id>``
+1. **Cold start**, once per sandbox (:func:`runtime`; in Lambda's init phase
+   when the function's handler is this module's, :func:`warm_up_at_init`):
+   secrets into the environment, ``HERMES_HOME`` rendered from the settings,
+   ``TERMINAL_CWD`` set, the Lambda toolset policy pinned into config.yaml,
+   Hermes imported. A broken deployment (bad settings, unreadable secret)
+   raises from the handler: the whole batch is retried and ends in the DLQ.
+2. **Idempotency** (:class:`hermes_aws.ledger.UpdateLedger`): item ``PK=UPDATE#<channel>:<delivery id>``
    (``telegram:<update_id>``, ``slack:<event_id>``), ``SK=STATE`` with ``status``:
 
    * no item: new message, processed below;
@@ -123,20 +128,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hermes_aws import events
+from hermes_aws import events, turns
 from hermes_aws.chats import TypingIndicator  # noqa: F401  (re-exported: the worker's typing indicator)
+from hermes_aws.ledger import UpdateLedger
 from hermes_aws.sqs_batch import MIN_REMAINING_MS, RecordInfo, process_batch  # noqa: F401  (RecordInfo re-exported)
+from hermes_aws.turns import APOLOGY, NEW_SESSION_REPLY  # noqa: F401  (re-exported: the worker's replies)
+from hermes_aws.turns import RESET_COMMANDS, JobResult, TurnResult, parse_command
 
 logger = logging.getLogger(__name__)
 
+#: the function's handler setting (the image's CMD); Lambda puts it in ``_HANDLER``
+HANDLER = "hermes_aws.lambda_worker.handler"
 TABLE_ENV = "HERMES_AWS_TABLE"
 CRON_SOURCE = "hermes.cron"
 SECRET_ARNS_ENV = "HERMES_AWS_SECRET_ARNS"
@@ -144,115 +152,6 @@ MAX_RECEIVE_ENV = "HERMES_AWS_MAX_RECEIVE_COUNT"
 AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"
 DEFAULT_HOME = "/tmp/hermes"
 DEFAULT_MAX_RECEIVE = 3
-
-METRIC_NAMESPACE = "HermesAgent/Serverless"
-APOLOGY = "Sorry — I couldn't answer that message. Please try again."
-NEW_SESSION_REPLY = "✨ New conversation started."
-START_REPLY = "✨ Hi! New conversation started — just send me a message."
-RESET_COMMANDS = {"new": NEW_SESSION_REPLY, "start": START_REPLY, "reset": NEW_SESSION_REPLY}
-#: idempotency records outlive SQS's maximum retention (14 days) so a late redelivery is still caught
-LEDGER_TTL_SECONDS = 15 * 86400
-MAX_STORED_REPLY_CHARS = 300_000
-
-STATUS_PERSISTED = "PERSISTED"
-STATUS_DELIVERED = "DELIVERED"
-STATUS_APOLOGIZED = "APOLOGIZED"
-
-
-# --------------------------------------------------------------------------- idempotency ledger
-
-
-@dataclass
-class UpdateState:
-    key: str
-    status: str | None = None
-    reply: str | None = None
-    chunks_sent: int = 0
-    session_id: str | None = None
-
-
-class UpdateLedger:
-    """``UPDATE#<source>:<id>`` / ``STATE`` items in the sessions table (see the module doc)."""
-
-    def __init__(self, table: str, client: Any, clock: Callable[[], float] = time.time) -> None:
-        self.table = table
-        self.client = client
-        self.clock = clock
-
-    @staticmethod
-    def _key(key: str) -> dict[str, Any]:
-        return {"PK": {"S": f"UPDATE#{key}"}, "SK": {"S": "STATE"}}
-
-    def get(self, key: str) -> UpdateState:
-        item = self.client.get_item(TableName=self.table, Key=self._key(key), ConsistentRead=True).get("Item")
-        if not item:
-            return UpdateState(key)
-        return UpdateState(
-            key=key,
-            status=item.get("status", {}).get("S"),
-            reply=item.get("reply", {}).get("S"),
-            chunks_sent=int(item.get("chunks_sent", {}).get("N", "0")),
-            session_id=item.get("session_id", {}).get("S"),
-        )
-
-    def persisted_action(self, key: str, reply: str, *, session_key: str, session_id: str) -> dict[str, Any]:
-        """A ``TransactWriteItems`` Update recording the stored reply.
-
-        Only over no record or an apology (a DLQ redrive); ``apologized_at``
-        survives, so an update is never apologised for twice.
-        """
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        return {"Update": {
-            "TableName": self.table,
-            "Key": self._key(key),
-            "UpdateExpression": "SET #status = :persisted, reply = :reply, chunks_sent = :zero, "
-                                "session_key = :skey, session_id = :sid, persisted_at = :now, expires_at = :ttl",
-            "ConditionExpression": "attribute_not_exists(PK) OR #status = :apologized",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":persisted": {"S": STATUS_PERSISTED}, ":apologized": {"S": STATUS_APOLOGIZED},
-                ":reply": {"S": reply[:MAX_STORED_REPLY_CHARS]}, ":zero": {"N": "0"},
-                ":skey": {"S": session_key}, ":sid": {"S": session_id}, ":now": {"S": now},
-                ":ttl": {"N": str(int(self.clock() + LEDGER_TTL_SECONDS))},
-            },
-        }}
-
-    def record_progress(self, key: str, chunks_sent: int) -> None:
-        self.client.update_item(
-            TableName=self.table, Key=self._key(key),
-            UpdateExpression="SET chunks_sent = :n", ExpressionAttributeValues={":n": {"N": str(chunks_sent)}})
-
-    def mark_delivered(self, key: str, message_ids: list[Any]) -> None:
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self.client.update_item(
-            TableName=self.table, Key=self._key(key),
-            UpdateExpression="SET #status = :delivered, delivered_at = :now, message_ids = :ids, "
-                             "expires_at = if_not_exists(expires_at, :ttl)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":delivered": {"S": STATUS_DELIVERED}, ":now": {"S": now},
-                ":ids": {"S": json.dumps(message_ids)},
-                ":ttl": {"N": str(int(self.clock() + LEDGER_TTL_SECONDS))},
-            })
-
-    def claim_apology(self, key: str) -> bool:
-        """True exactly once per update (conditional write); then the caller sends the apology."""
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=self._key(key),
-                UpdateExpression="SET #status = :apologized, apologized_at = :now, "
-                                 "expires_at = if_not_exists(expires_at, :ttl)",
-                ConditionExpression="attribute_not_exists(apologized_at) AND "
-                                    "(attribute_not_exists(#status) OR #status <> :delivered)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":apologized": {"S": STATUS_APOLOGIZED}, ":delivered": {"S": STATUS_DELIVERED},
-                    ":now": {"S": now}, ":ttl": {"N": str(int(self.clock() + LEDGER_TTL_SECONDS))},
-                })
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
 
 
 # --------------------------------------------------------------------------- cold start
@@ -284,22 +183,11 @@ class Runtime:
         return ("cronjob",) if self.cron is not None else ()
 
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def reset() -> None:
-    """Forget the sandbox state (tests)."""
-    global _runtime
-    _runtime = None
-
-
-def runtime() -> Runtime:
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = cold_start(os.environ)
-        return _runtime
+_sandbox: turns.PerSandbox[Runtime] = turns.PerSandbox(lambda: cold_start(os.environ))
+#: this sandbox's :class:`Runtime` (cold start on first use)
+runtime = _sandbox.get
+#: forget the sandbox state (tests)
+reset = _sandbox.reset
 
 
 def cold_start(environ: Any = None, *, import_hermes: bool = True) -> Runtime:
@@ -428,15 +316,6 @@ def process_record(rt: Runtime, record: dict[str, Any], info: RecordInfo) -> Non
 # --------------------------------------------------------------------------- chats (Telegram, Slack)
 
 
-def parse_command(text: str) -> str | None:
-    """``"/new@my_bot extra"`` -> ``"new"``; None when the text is not a command."""
-    stripped = text.strip()
-    if not stripped.startswith("/"):
-        return None
-    word = stripped.split(None, 1)[0][1:]
-    return word.split("@", 1)[0].lower() or None
-
-
 _UNHANDLED = {"telegram": "not a handled Telegram update", "slack": "not a handled Slack event"}
 
 
@@ -444,75 +323,39 @@ _UNHANDLED = {"telegram": "not a handled Telegram update", "slack": "not a handl
 @register_source("slack")
 def process_chat(rt: Runtime, body: dict[str, Any], info: RecordInfo) -> None:
     """One chat message, whatever the channel (see the module doc)."""
-    from hermes_aws.chats import parse_queue_body, reply_target
+    from hermes_aws.chats import parse_queue_body
 
-    started = time.monotonic()
-    source = str(body.get("source"))
     message = parse_queue_body(body)
     if message is None:
-        events.emit("worker_ignored", message_id=info.message_id, reason=_UNHANDLED.get(source, "not a chat message"))
+        events.emit("worker_ignored", message_id=info.message_id,
+                    reason=_UNHANDLED.get(str(body.get("source")), "not a chat message"))
         return
-    update_key = message.dedup_key
-    fields: dict[str, Any] = {
-        "source": message.channel, "update_id": message.update_id, "chat": message.chat_id,
-        "user": message.actor_id, "message_id": info.message_id, "receive_count": info.receive_count,
-    }
-    queued_ms = _since(body.get("received_at"))
-    if queued_ms is not None:
-        fields["queued_ms"] = queued_ms
-    usage: dict[str, Any] = {}
-    target = None
-    try:
-        state = rt.ledger.get(update_key)
-        if state.status == STATUS_DELIVERED:
-            _emit_turn(rt, {**fields, "outcome": "duplicate"}, started, usage, error=False)
-            return
-        target = reply_target(message, rt.senders)
-        if state.status in (STATUS_PERSISTED, STATUS_APOLOGIZED) and state.reply is not None:
-            fields["session"] = state.session_id
-            _deliver(rt, [target], update_key, state.reply, start_chunk=state.chunks_sent)
-            _sync_cron(rt, message)  # job edits of the attempt that persisted, if this sandbox ran it
-            _emit_turn(rt, {**fields, "outcome": "redelivered"}, started, usage, error=False)
-            return
+    turns.chat_turn(rt, message, info, lambda target: run_chat(rt, message, target),
+                    received_at=body.get("received_at"),
+                    # job edits of the attempt that persisted, if this sandbox ran it
+                    redelivered=lambda: sync_cron(rt, message))
 
-        command = parse_command(message.text)
-        if command in RESET_COMMANDS:
-            from hermes_aws.sessions import new_session_id
 
-            reply = RESET_COMMANDS[command]
-            session_id = new_session_id()
-            record = rt.ledger.persisted_action(update_key, reply, session_key=message.session_key,
-                                                session_id=session_id)
-            meta = rt.sessions.new_session(message.session_key, session_id=session_id, also=[record])
-            fields["session"] = meta.session_id
-            _deliver(rt, [target], update_key, reply)
-            _emit_turn(rt, {**fields, "outcome": "new_session", "command": command}, started, usage, error=False)
-            return
+def run_chat(rt: Runtime, message: Any, target: Any) -> TurnResult:
+    """The answer to a chat message, run in this sandbox (the worker's and the AgentCore container's).
 
-        budget = rt.budget
-        if budget is not None and budget.enabled:
-            status = budget.check(message.actor_id)
-            if not status.allowed:  # no model call; the message is answered (and acknowledged)
-                _deliver(rt, [target], update_key, budget.exceeded_message(status))
-                _emit_turn(rt, {**fields, "outcome": "budget_exceeded", "tokens_used_today": status.used},
-                           started, usage, error=False)
-                return
+    ``/new``, ``/start``, ``/reset`` start a new session; anything else is a
+    Hermes turn with "typing..." on ``target``. Either is stored together with
+    the ledger's ``PERSISTED`` record; ``after`` is the work after the reply.
+    """
+    command = parse_command(message.text)
+    if command in RESET_COMMANDS:
+        from hermes_aws.sessions import new_session_id
 
-        result, meta = _run_agent_turn(rt, message, target, update_key)
-        fields["session"] = meta.session_id
-        usage = result.usage
-        _record_usage(rt, message.actor_id, usage)
-        _deliver(rt, [target], update_key, result.final_response)
-        _after_reply(rt, result, message)
-        _emit_turn(rt, {**fields, "outcome": "answered", "model": result.model}, started, usage, error=False)
-    except Exception as exc:
-        apologized = False
-        if info.last_attempt:
-            apologized = _apologize_once(rt, target, update_key)
-        _emit_turn(rt, {**fields, "outcome": "error", "error": events.short(f"{type(exc).__name__}: {exc}"),
-                        "last_attempt": info.last_attempt, "apologized": apologized},
-                   started, usage, error=True)
-        raise
+        reply = RESET_COMMANDS[command]
+        session_id = new_session_id()
+        record = rt.ledger.persisted_action(message.dedup_key, reply, session_key=message.session_key,
+                                            session_id=session_id)
+        meta = rt.sessions.new_session(message.session_key, session_id=session_id, also=[record])
+        return TurnResult(turns.OUTCOME_NEW_SESSION, reply, meta.session_id, fields={"command": command})
+    result, meta = _run_agent_turn(rt, message, target, message.dedup_key)
+    return TurnResult(turns.OUTCOME_ANSWERED, result.final_response, meta.session_id, result.usage,
+                      fields={"model": result.model}, after=lambda: _after_reply(rt, result, message))
 
 
 def _run_agent_turn(rt: Runtime, message: Any, target: Any, update_key: str) -> tuple[Any, Any]:
@@ -557,34 +400,6 @@ def _run_agent_turn(rt: Runtime, message: Any, target: Any, update_key: str) -> 
     return result, meta
 
 
-def _record_usage(rt: Runtime, user: str, usage: Mapping[str, Any]) -> None:
-    """Count the turn's tokens against the user's daily budget (logged, never raised: the turn is done)."""
-    budget = rt.budget
-    if budget is None or not budget.enabled:
-        return
-    try:
-        budget.record(user, int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
-    except Exception as exc:
-        logger.warning("could not record token usage for %s: %s", user, exc)
-
-
-def _deliver(rt: Runtime, targets: list[Any], update_key: str, text: str, *, start_chunk: int = 0) -> None:
-    """Send ``text`` to every target chunk by chunk (recording progress), then mark the update delivered.
-
-    Progress counts chunks over all targets in order, so a retry resumes after
-    the last chunk that went out. Empty ``text`` sends nothing.
-    """
-    plan = [(target, chunk, index) for target in targets
-            for index, chunk in enumerate(target.split(text))] if text else []
-    ids: list[Any] = []
-    for position in range(start_chunk, len(plan)):
-        target, chunk, index = plan[position]
-        ids += target.send_chunk(chunk, index)
-        if position < len(plan) - 1:
-            rt.ledger.record_progress(update_key, position + 1)
-    rt.ledger.mark_delivered(update_key, ids)
-
-
 def _after_reply(rt: Runtime, result: Any, message: Any) -> None:
     """Hermes's background review, skills/memories upload, cron jobs shared and scheduled."""
     if result.deferred_review is not None:
@@ -597,10 +412,10 @@ def _after_reply(rt: Runtime, result: Any, message: Any) -> None:
             events.emit("background_review", ok=False, error=events.short(f"{type(exc).__name__}: {exc}"))
     if rt.workspace is not None:
         rt.workspace.push()  # never raises; conflicts and errors are logged
-    _sync_cron(rt, message)
+    sync_cron(rt, message)
 
 
-def _sync_cron(rt: Runtime, message: Any = None, origin: Mapping[str, Any] | None = None) -> None:
+def sync_cron(rt: Runtime, message: Any = None, origin: Mapping[str, Any] | None = None) -> None:
     """Share ``jobs.json`` and reconcile the schedules; logged, never raised (the reply is out)."""
     if rt.cron is None:
         return
@@ -613,19 +428,6 @@ def _sync_cron(rt: Runtime, message: Any = None, origin: Mapping[str, Any] | Non
         events.emit("cron_sync", ok=False, error=events.short(f"{type(exc).__name__}: {exc}"))
 
 
-def _apologize_once(rt: Runtime, target: Any, update_key: str) -> bool:
-    if target is None:
-        return False
-    try:
-        if not rt.ledger.claim_apology(update_key):
-            return False
-        target.send(APOLOGY)
-        return True
-    except Exception as exc:
-        logger.warning("could not send the apology for %s: %s", update_key, exc)
-        return False
-
-
 # --------------------------------------------------------------------------- scheduled jobs
 
 
@@ -633,10 +435,7 @@ def _apologize_once(rt: Runtime, target: Any, update_key: str) -> bool:
 def process_cron(rt: Runtime, body: dict[str, Any], info: RecordInfo) -> None:
     """A schedule fired: run the job as Hermes does, deliver the result to its chat(s)."""
     from hermes_aws import scheduler
-    from hermes_aws.chats import CHANNELS, origin_target
-    from hermes_aws.cron_bridge import delivery_targets
 
-    started = time.monotonic()
     fired = scheduler.fired_job(body)
     if fired is None:
         events.emit("worker_ignored", message_id=info.message_id, reason="malformed hermes.cron body")
@@ -644,95 +443,45 @@ def process_cron(rt: Runtime, body: dict[str, Any], info: RecordInfo) -> None:
     if rt.cron is None:
         events.emit("worker_ignored", message_id=info.message_id, reason="scheduled jobs are not enabled")
         return
-    key = fired.dedup_key
-    fields: dict[str, Any] = {"source": CRON_SOURCE, "job": fired.job_id, "message_id": info.message_id,
-                              "scheduled_time": fired.scheduled_time.isoformat(),
-                              "receive_count": info.receive_count}
-    channels = [c for c in CHANNELS if rt.senders.configured(c)]
-    found, skipped = delivery_targets(fired.deliver, fired.origin, channels)
-    if skipped:
-        fields["skipped_targets"] = events.short(",".join(skipped), 200)
-    try:
-        state = rt.ledger.get(key)
-        if state.status == STATUS_DELIVERED:
-            _emit_cron(rt, {**fields, "outcome": "duplicate"}, started)
-            return
-        targets = [origin_target(p, c, t, rt.senders) for p, c, t in found]
-        if state.status in (STATUS_PERSISTED, STATUS_APOLOGIZED) and state.reply is not None:
-            _deliver(rt, targets, key, state.reply, start_chunk=state.chunks_sent)
-            _emit_cron(rt, {**fields, "outcome": "redelivered"}, started)
-            return
-        if rt.workspace is not None:
-            rt.workspace.pull()  # the job's skills
-        run = rt.cron.run_fired(fired)
-        if not run.ran:
-            _sync_cron(rt, origin=fired.origin)
-            _emit_cron(rt, {**fields, "outcome": "skipped", "reason": run.reason}, started)
-            return
-        record = rt.ledger.persisted_action(key, run.text, session_key=f"cron:{fired.job_id}",
-                                            session_id=key)
-        rt.ledger.client.transact_write_items(TransactItems=[record])
-        _sync_cron(rt, origin=fired.origin)  # mark_job_run's bookkeeping, schedules
-        _deliver(rt, targets, key, run.text)
-        if rt.workspace is not None:
-            rt.workspace.push()
-        outcome = "silent" if run.silent else "delivered" if run.text and targets else "not_delivered"
-        _emit_cron(rt, {**fields, "outcome": outcome, "success": run.success,
-                        "error": events.short(run.error) if run.error else None}, started)
-    except Exception as exc:
-        _emit_cron(rt, {**fields, "outcome": "error", "error": events.short(f"{type(exc).__name__}: {exc}"),
-                        "last_attempt": info.last_attempt}, started, error=True)
-        raise
+
+    def run() -> JobResult:
+        result = run_job(rt, fired)
+        sync_cron(rt, origin=fired.origin)  # mark_job_run's bookkeeping, schedules (before the delivery)
+        if result.ran and rt.workspace is not None:
+            result.after = rt.workspace.push
+        return result
+
+    turns.job_tick(rt, fired, info, run)
 
 
-def _emit_cron(rt: Runtime, fields: dict[str, Any], started: float, *, error: bool = False) -> None:
-    try:
-        events.emit("cron_run", agent=rt.agent_name, duration_ms=round((time.monotonic() - started) * 1000, 1),
-                    **{k: v for k, v in fields.items() if v is not None})
-    except Exception:  # logging must never fail a message
-        logger.debug("could not emit the cron_run event", exc_info=True)
+def run_job(rt: Runtime, fired: Any) -> JobResult:
+    """Run a fired job in this sandbox as Hermes does and store its text (``PERSISTED``).
+
+    The job's bookkeeping is shared by :func:`sync_cron` (the caller's, when it suits it).
+    """
+    if rt.workspace is not None:
+        rt.workspace.pull()  # the job's skills
+    run = rt.cron.run_fired(fired)
+    if not run.ran:
+        return JobResult(False, reason=run.reason)
+    rt.ledger.persist(fired.dedup_key, run.text, session_key=f"cron:{fired.job_id}", session_id=fired.dedup_key)
+    return JobResult(True, text=run.text, silent=run.silent, success=run.success,
+                     error=events.short(run.error) if run.error else None)
 
 
-def _emit_turn(rt: Runtime, fields: dict[str, Any], started: float, usage: Mapping[str, Any], *,
-               error: bool) -> None:
-    duration = round((time.monotonic() - started) * 1000, 1)
-    from hermes_aws.budgets import turn_metric_fields
+def warm_up_at_init(environ: Mapping[str, str]) -> bool:
+    """Whether importing this module should do the cold start (Lambda's init phase of the worker).
 
-    input_tokens = int(usage.get("input_tokens") or 0)
-    output_tokens = int(usage.get("output_tokens") or 0)
-    budget = getattr(rt, "budget", None)
-    cost = budget.estimate_cost(input_tokens, output_tokens) if budget is not None else 0.0
-    user = fields.get("user") if isinstance(fields.get("user"), str) else None
-    record = {
-        **fields, "agent": rt.agent_name, "duration_ms": duration,
-        "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "api_calls": int(usage.get("api_calls") or 0), "estimated_cost_usd": cost,
-        **turn_metric_fields(rt.agent_name, user, duration_ms=duration, error=error,
-                             input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost,
-                             budget_exceeded=fields.get("outcome") == "budget_exceeded",
-                             namespace=METRIC_NAMESPACE),
-    }
-    try:
-        events.emit("turn", **record)
-    except Exception:  # logging must never fail a message
-        logger.debug("could not emit the turn event", exc_info=True)
+    Only in the worker function itself: other handlers import this module's
+    pieces too and must not start a worker (``_HANDLER`` is Lambda's handler setting).
+    """
+    return bool(environ.get("AWS_LAMBDA_FUNCTION_NAME") and environ.get("_HANDLER") == HANDLER
+                and environ.get(TABLE_ENV))
 
 
-def _since(iso: Any) -> int | None:
-    if not isinstance(iso, str):
-        return None
-    try:
-        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if then.tzinfo is None:
-        return None
-    return max(0, int((datetime.now(timezone.utc) - then).total_seconds() * 1000))
-
-
-# Inside Lambda, do the cold start during init (Lambda may run it ahead of the
-# first event, and its CPU burst is free); elsewhere on first use.
-if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get(TABLE_ENV):
+# Inside the worker function, do the cold start during init (Lambda may run it
+# ahead of the first event, and its CPU burst is free); elsewhere on first use.
+if warm_up_at_init(os.environ):
     try:
         runtime()
     except Exception:  # retried (and raised) on the first event

@@ -11,6 +11,9 @@ what the runtime says; tests/test_agentcore_e2e.py puts the real app there.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -208,6 +211,38 @@ def test_a_chat_keeps_its_order_when_a_message_fails(setup: Any) -> None:
     # the first failed, so the second of the same chat is handed back unprocessed
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [r["messageId"] for r in records]
     assert len(h.plane.calls()) == 1
+
+
+def test_a_dispatcher_sandbox_starts_no_worker_and_loads_no_hermes(setup: Any, tmp_path: Any) -> None:
+    """In Lambda (``AWS_LAMBDA_FUNCTION_NAME``, ``_HANDLER``, the table set) only the dispatcher starts.
+
+    The dispatcher shares the worker's turn flow; the worker's own cold start
+    (Hermes, settings, HERMES_HOME) must not run in the dispatcher's zip sandbox.
+    """
+    h = setup
+    h.container.answer("from a fresh sandbox")
+    update = telegram_update(12, "cold?")
+    h.post(update)
+    (message,) = h.receive()
+    env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "hermes-dispatcher",
+           "_HANDLER": "hermes_aws.agentcore_dispatcher.handler", "HERMES_HOME": str(tmp_path / "hermes")}
+    code = ("import json, sys\n"
+            "from hermes_aws import agentcore_dispatcher\n"
+            "result = agentcore_dispatcher.handler(json.load(sys.stdin), None)\n"
+            "heavy = ['hermes_aws.lambda_worker', 'hermes_aws.agent_runner', 'hermes_aws.home', 'run_agent', "
+            "'yaml', 'hermes_cli', 'openai', 'anthropic']\n"
+            "print('RESULT ' + json.dumps({'result': result, 'loaded': [m for m in heavy if m in sys.modules]}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps({"Records": [
+        to_record(message, h.env.queue_url)]}), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    out = json.loads(line[len("RESULT "):])
+    assert out == {"result": {"batchItemFailures": []}, "loaded": []}
+    assert "Traceback" not in proc.stderr and "cold start failed" not in proc.stderr, proc.stderr[-3000:]
+    emitted = [json.loads(x)["event"] for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert "dispatcher_init" in emitted and "worker_init" not in emitted
+    assert h.telegram.sent_messages(12) == ["from a fresh sandbox"]
+    assert not (tmp_path / "hermes").exists()  # no HERMES_HOME rendered
 
 
 def test_cold_start_needs_the_runtime_and_the_table(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,12 +85,79 @@ def ignored(rel: str, patterns: list[str]) -> bool:
     return result
 
 
+def stage(name: str) -> list[Instruction]:
+    """The instructions of the Dockerfile's target ``name`` (with those of the stages it builds on)."""
+    all_stages = stages(parse_dockerfile((ASSETS / "Dockerfile").read_text()))
+    assert name in all_stages, f"no `{name}` target in {sorted(all_stages)}"
+    return all_stages[name]
+
+
+# Checks every target's tests make (test_dockerfile_lambda.py, test_dockerfile_agentcore.py use them too).
+
+@dataclass
+class PipInstall:
+    command: str
+    args: list[str]
+    targets: list[str]  # the words after ``install`` that are not options
+
+
+def pip_installs(instructions: list[Instruction]) -> list[PipInstall]:
+    """Every ``pip install`` command of the RUNs (the ``&&``-joined commands of a RUN apart)."""
+    out: list[PipInstall] = []
+    for ins in instructions:
+        if ins.keyword != "RUN":
+            continue
+        for command in ins.args.split("&&"):
+            if "pip install" in command:
+                args = shlex.split(command)
+                out.append(PipInstall(command, args,
+                                      [a for a in args[args.index("install") + 1:] if not a.startswith("-")]))
+    return out
+
+
+SECRET_ASSIGNMENT = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)\w*=", re.IGNORECASE)
+
+
+def assert_no_secrets_in_env_or_args(instructions: list[Instruction]) -> None:
+    for ins in instructions:
+        if ins.keyword in ("ENV", "ARG"):
+            assert not SECRET_ASSIGNMENT.search(ins.args), ins
+
+
+def assert_nothing_downloaded(instructions: list[Instruction]) -> None:
+    """No curl/wget and no AWS CLI in any RUN (everything comes from pinned packages or the context)."""
+    for ins in instructions:
+        if ins.keyword == "RUN":
+            assert not re.search(r"\b(curl|wget)\b", ins.args), ins
+            assert not re.search(r"aws-?cli|\baws\s+s3\b", ins.args, re.IGNORECASE), ins
+
+
+def assert_copy_sources_shipped(copies: list[Instruction]) -> None:
+    """Every source of these COPYs exists in assets/ and is not (entirely) excluded by .dockerignore."""
+    patterns = dockerignore_patterns()
+    assert copies
+    for ins in copies:
+        assert ins.keyword == "COPY", f"use COPY, not ADD: {ins}"
+        for source in [a for a in shlex.split(ins.args) if not a.startswith("--")][:-1]:
+            path = ASSETS / source
+            assert path.exists(), f"line {ins.line}: COPY source {source} does not exist in assets/"
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+            shipped = [f for f in files if not ignored(f.relative_to(ASSETS).as_posix(), patterns)]
+            assert shipped, f"line {ins.line}: everything in {source} is excluded by .dockerignore"
+            if path.is_file():
+                assert shipped == [path], f"line {ins.line}: {source} is excluded by .dockerignore"
+
+
+def assert_extra_ca_is_optional(instructions: list[Instruction], bundle: str, variables: tuple[str, ...]) -> None:
+    assert 'EXTRA_CA_CERT_PEM=""' in [i.args for i in instructions if i.keyword == "ARG"]
+    env = " ".join(i.args for i in instructions if i.keyword == "ENV")
+    for var in variables:
+        assert f"{var}={bundle}" in env
+
+
 @pytest.fixture(scope="module")
 def gateway_stage() -> list[Instruction]:
-    instructions = parse_dockerfile((ASSETS / "Dockerfile").read_text())
-    all_stages = stages(instructions)
-    assert "gateway" in all_stages, f"no `gateway` target in {sorted(all_stages)}"
-    return all_stages["gateway"]
+    return stage("gateway")
 
 
 def test_parser_handles_continuations_and_comments() -> None:
@@ -134,8 +201,7 @@ def test_no_aws_cli_no_pipe_to_shell_no_secrets(gateway_stage: list[Instruction]
         if ins.keyword == "RUN":
             assert not re.search(r"\b(curl|wget)\b[^|]*\|\s*(sudo\s+)?(ba|z|da)?sh\b", ins.args), ins
             assert "nodesource" not in ins.args
-        if ins.keyword in ("ENV", "ARG"):
-            assert not re.search(r"(TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)\w*=", ins.args, re.IGNORECASE), ins
+    assert_no_secrets_in_env_or_args(gateway_stage)
 
 
 def test_node_is_a_supported_lts_from_the_official_image(gateway_stage: list[Instruction]) -> None:
@@ -151,46 +217,27 @@ def test_node_is_a_supported_lts_from_the_official_image(gateway_stage: list[Ins
 
 
 def test_extra_ca_certificate_is_optional_and_trusted_everywhere(gateway_stage: list[Instruction]) -> None:
-    args = [i.args for i in gateway_stage if i.keyword == "ARG"]
-    assert 'EXTRA_CA_CERT_PEM=""' in args
-    env = " ".join(i.args for i in gateway_stage if i.keyword == "ENV")
-    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS", "AWS_CA_BUNDLE"):
-        assert f"{var}=/etc/ssl/certs/ca-certificates.crt" in env
+    assert_extra_ca_is_optional(gateway_stage, "/etc/ssl/certs/ca-certificates.crt", (
+        "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS", "AWS_CA_BUNDLE"))
 
 
 def test_pinned_installs(gateway_stage: list[Instruction]) -> None:
     pip_runs = [i.args for i in gateway_stage if i.keyword == "RUN" and "pip install" in i.args]
     assert any("-r requirements/gateway.txt" in r and "-c requirements/constraints.txt" in r for r in pip_runs)
     assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in pip_runs)
-    for run in pip_runs:
-        for command in run.split("&&"):
-            if "pip install" not in command:
-                continue
-            args = shlex.split(command)
-            targets = [a for a in args[args.index("install") + 1:] if not a.startswith("-")]
-            # every install is from the pinned files or the local package, never a bare name
-            assert all(t in (".", "requirements/gateway.txt", "requirements/constraints.txt") for t in targets), command
+    for pip in pip_installs(gateway_stage):
+        # every install is from the pinned files or the local package, never a bare name
+        assert all(t in (".", "requirements/gateway.txt", "requirements/constraints.txt") for t in pip.targets), \
+            pip.command
 
 
 def test_copy_sources_exist_and_are_not_dockerignored(gateway_stage: list[Instruction]) -> None:
-    patterns = dockerignore_patterns()
     # COPY --from=<stage> copies from another build stage, not from the context.
-    copies = [i for i in gateway_stage if i.keyword in ("COPY", "ADD") and not i.args.startswith("--from=")]
-    assert copies
-    for ins in copies:
-        assert ins.keyword == "COPY", f"use COPY, not ADD: {ins}"
-        args = [a for a in shlex.split(ins.args) if not a.startswith("--")]
-        for source in args[:-1]:
-            path = ASSETS / source
-            assert path.exists(), f"line {ins.line}: COPY source {source} does not exist in assets/"
-            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-            shipped = [f for f in files if not ignored(f.relative_to(ASSETS).as_posix(), patterns)]
-            assert shipped, f"line {ins.line}: everything in {source} is excluded by .dockerignore"
-            if path.is_file():
-                assert shipped == [path], f"line {ins.line}: {source} is excluded by .dockerignore"
+    assert_copy_sources_shipped([i for i in gateway_stage if i.keyword in ("COPY", "ADD")
+                                 and not i.args.startswith("--from=")])
     # and what must stay out does
     for rel in ("tests/test_dockerfile.py", "requirements/dev.txt", "hermes_aws/__pycache__/x.pyc"):
-        assert ignored(rel, patterns), rel
+        assert ignored(rel, dockerignore_patterns()), rel
 
 
 def test_dockerignore_matcher() -> None:
@@ -220,27 +267,42 @@ def pins(path: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def test_every_requirement_is_pinned_and_constrained() -> None:
+def assert_constrained(name: str) -> None:
+    """Every pin of requirements/``name`` is in constraints.txt, at the same version."""
     constraints = pins(REQ / "constraints.txt")
+    for pkg, (version, line) in pins(REQ / name).items():
+        assert pkg in constraints, f"{name}: {pkg} missing from constraints.txt"
+        assert constraints[pkg][0] == version, f"{name}: {line} but constraints.txt has {constraints[pkg][1]}"
+
+
+def assert_pins_match_runtime(name: str) -> None:
+    """A target's requirements pin everything runtime.txt pins, at the same version."""
+    target = pins(REQ / name)
+    for pkg, (version, _) in pins(REQ / "runtime.txt").items():
+        assert target.get(pkg, (None,))[0] == version, f"{name} must pin {pkg}=={version} like runtime.txt"
+
+
+def assert_hermes_extras(name: str, expected: set[str]) -> None:
+    """requirements/``name`` pins hermes-agent with exactly ``expected`` extras, all of the installed Hermes."""
+    version, line = pins(REQ / name)["hermes-agent"]
+    extras = set(re.search(r"\[([^\]]*)\]", line).group(1).split(","))  # type: ignore[union-attr]
+    assert extras == expected
+    dist = metadata.distribution("hermes-agent")
+    assert dist.version == version
+    assert extras <= set(dist.metadata.get_all("Provides-Extra") or [])
+
+
+def test_every_requirement_is_pinned_and_constrained() -> None:
     for name in ("runtime.txt", "dev.txt", "gateway.txt"):
-        for pkg, (version, line) in pins(REQ / name).items():
-            assert pkg in constraints, f"{name}: {pkg} missing from constraints.txt"
-            assert constraints[pkg][0] == version, f"{name}: {line} but constraints.txt has {constraints[pkg][1]}"
+        assert_constrained(name)
 
 
 def test_gateway_pins_match_runtime() -> None:
-    runtime, gw = pins(REQ / "runtime.txt"), pins(REQ / "gateway.txt")
-    for pkg, (version, _) in runtime.items():
-        assert gw.get(pkg, (None,))[0] == version, f"gateway.txt must pin {pkg}=={version} like runtime.txt"
+    assert_pins_match_runtime("gateway.txt")
 
 
 def test_gateway_extras_exist_in_the_pinned_hermes() -> None:
-    line = pins(REQ / "gateway.txt")["hermes-agent"][1]
-    extras = set(re.search(r"\[([^\]]*)\]", line).group(1).split(","))  # type: ignore[union-attr]
-    assert extras == {"slack", "bedrock", "anthropic", "mcp"}
-    dist = metadata.distribution("hermes-agent")
-    assert dist.version == pins(REQ / "gateway.txt")["hermes-agent"][0]
-    assert extras <= set(dist.metadata.get_all("Provides-Extra") or [])
+    assert_hermes_extras("gateway.txt", {"slack", "bedrock", "anthropic", "mcp"})
 
 
 def test_python_313_only_dependencies_are_pinned() -> None:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
-import shlex
 from importlib import metadata
 
 import pytest
 
-from test_dockerfile import ASSETS, REPO, REQ, Instruction, dockerignore_patterns, ignored, parse_dockerfile, pins, stages
+from test_dockerfile import (ASSETS, REPO, REQ, Instruction, assert_constrained, assert_copy_sources_shipped,
+                             assert_hermes_extras, assert_no_secrets_in_env_or_args, assert_nothing_downloaded,
+                             assert_pins_match_runtime, parse_dockerfile, pins, pip_installs, stage, stages)
 
 
 @pytest.fixture(scope="module")
 def agentcore_stage() -> list[Instruction]:
-    all_stages = stages(parse_dockerfile((ASSETS / "Dockerfile").read_text()))
-    assert "agentcore" in all_stages, f"no `agentcore` target in {sorted(all_stages)}"
-    return all_stages["agentcore"]
+    return stage("agentcore")
 
 
 def test_built_on_the_shared_python_base_and_other_targets_untouched(agentcore_stage: list[Instruction]) -> None:
@@ -50,54 +48,37 @@ def test_runs_as_a_non_root_user_with_a_writable_home(agentcore_stage: list[Inst
 
 
 def test_pinned_wheel_only_installs_and_an_import_check(agentcore_stage: list[Instruction]) -> None:
-    runs = [i.args for i in agentcore_stage if i.keyword == "RUN"]
-    installs = [c for r in runs for c in r.split("&&") if "pip install" in c]
+    installs = pip_installs(agentcore_stage)
     assert installs
-    for command in installs:
-        args = shlex.split(command)
-        if "--no-deps" in args:  # hermes_aws itself, pinned build backend
-            assert "PIP_CONSTRAINT=/opt/hermes-aws/requirements/constraints.txt" in command
+    for pip in installs:
+        if "--no-deps" in pip.args:  # hermes_aws itself, pinned build backend
+            assert "PIP_CONSTRAINT=/opt/hermes-aws/requirements/constraints.txt" in pip.command
             continue
-        assert "--only-binary=:all:" in args and "-c" in args
-        targets = [a for a in args[args.index("install") + 1:] if not a.startswith("-")]
-        assert targets and all(t.endswith(("requirements/agentcore.txt", "requirements/constraints.txt"))
-                               for t in targets), command
+        assert "--only-binary=:all:" in pip.args and "-c" in pip.args
+        assert pip.targets and all(t.endswith(("requirements/agentcore.txt", "requirements/constraints.txt"))
+                                   for t in pip.targets), pip.command
+    runs = [i.args for i in agentcore_stage if i.keyword == "RUN"]
     assert any("pip check" in r for r in runs)
     assert any("import hermes_aws.agentcore_app" in r and "bedrock_agentcore" in r for r in runs)
 
 
 def test_no_aws_cli_no_pipe_to_shell_no_secrets(agentcore_stage: list[Instruction]) -> None:
-    for ins in agentcore_stage:
-        if ins.keyword == "RUN":
-            assert not re.search(r"\b(curl|wget)\b", ins.args), ins
-            assert not re.search(r"aws-?cli|\baws\s+s3\b", ins.args, re.IGNORECASE), ins
-        if ins.keyword in ("ENV", "ARG"):
-            assert not re.search(r"(TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)\w*=", ins.args, re.IGNORECASE), ins
+    assert_nothing_downloaded(agentcore_stage)
+    assert_no_secrets_in_env_or_args(agentcore_stage)
 
 
 def test_copy_sources_exist_and_are_not_dockerignored(agentcore_stage: list[Instruction]) -> None:
-    patterns = dockerignore_patterns()
     copies = [i for i in agentcore_stage if i.keyword in ("COPY", "ADD")]
-    assert copies
-    for ins in copies:
-        assert ins.keyword == "COPY" and not ins.args.startswith("--from=")
-        for source in [a for a in shlex.split(ins.args) if not a.startswith("--")][:-1]:
-            path = ASSETS / source
-            assert path.exists(), f"line {ins.line}: COPY source {source} does not exist"
-            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-            assert [f for f in files if not ignored(f.relative_to(ASSETS).as_posix(), patterns)], source
+    assert not [i for i in copies if i.args.startswith("--from=")]
+    assert_copy_sources_shipped(copies)
 
 
 # --------------------------------------------------------------------------- agentcore.txt
 
 
 def test_agentcore_pins_are_constrained_and_match_runtime() -> None:
-    constraints, runtime, ac = pins(REQ / "constraints.txt"), pins(REQ / "runtime.txt"), pins(REQ / "agentcore.txt")
-    for pkg, (version, line) in ac.items():
-        assert pkg in constraints, f"agentcore.txt: {pkg} missing from constraints.txt"
-        assert constraints[pkg][0] == version, f"agentcore.txt: {line} but constraints.txt has {constraints[pkg][1]}"
-    for pkg, (version, _) in runtime.items():
-        assert ac.get(pkg, (None,))[0] == version, f"agentcore.txt must pin {pkg}=={version} like runtime.txt"
+    assert_constrained("agentcore.txt")
+    assert_pins_match_runtime("agentcore.txt")
 
 
 def test_the_sdk_pin_fits_hermes_boto3_and_is_what_the_tests_run() -> None:
@@ -118,10 +99,7 @@ def test_the_sdk_pin_fits_hermes_boto3_and_is_what_the_tests_run() -> None:
 
 
 def test_agentcore_extras_exist_in_the_pinned_hermes() -> None:
-    line = pins(REQ / "agentcore.txt")["hermes-agent"][1]
-    extras = set(re.search(r"\[([^\]]*)\]", line).group(1).split(","))  # type: ignore[union-attr]
-    assert extras == {"bedrock", "anthropic"}
-    assert extras <= set(metadata.distribution("hermes-agent").metadata.get_all("Provides-Extra") or [])
+    assert_hermes_extras("agentcore.txt", {"bedrock", "anthropic"})
 
 
 def test_the_construct_builds_this_target() -> None:

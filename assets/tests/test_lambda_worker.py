@@ -245,7 +245,7 @@ class FakeTelegram:
 
 def test_long_reply_resumes_after_the_last_delivered_chunk(aws_env: str) -> None:
     from hermes_aws.chats import TelegramTarget
-    from hermes_aws.lambda_worker import _deliver
+    from hermes_aws.turns import deliver
     from stubs.aws_resources import create_sessions_table
 
     ddb = boto3.client("dynamodb")
@@ -256,11 +256,11 @@ def test_long_reply_resumes_after_the_last_delivered_chunk(aws_env: str) -> None
     text = "\n\n".join(f"paragraph {i} " + "x" * 3000 for i in range(3))  # three chunks
     flaky = FakeTelegram(fail_on_call=2)
     with pytest.raises(RuntimeError):
-        _deliver(rt, [TelegramTarget(lambda: flaky, "1", reply_to="77")], "telegram:1", text)
+        deliver(rt, [TelegramTarget(lambda: flaky, "1", reply_to="77")], "telegram:1", text)
     state = ledger.get("telegram:1")
     assert state.chunks_sent == 1 and state.status == "PERSISTED"
     resumed = FakeTelegram()
-    _deliver(rt, [TelegramTarget(lambda: resumed, "1", reply_to="77")], "telegram:1", text,
+    deliver(rt, [TelegramTarget(lambda: resumed, "1", reply_to="77")], "telegram:1", text,
              start_chunk=state.chunks_sent)
     assert [t[:11] for t, _ in flaky.sent + resumed.sent] == ["paragraph 0", "paragraph 1", "paragraph 2"]
     assert flaky.sent[0][1] == "77" and resumed.sent[0][1] is None  # only the first chunk is a reply
@@ -292,6 +292,16 @@ def test_typing_indicator_repeats_until_stopped() -> None:
     time.sleep(0.1)
     assert fake.actions == sent  # stopped
     assert not [t for t in threading.enumerate() if t.name == "typing"]
+
+
+def test_the_init_phase_cold_start_is_the_worker_functions_only() -> None:
+    lam = {"AWS_LAMBDA_FUNCTION_NAME": "f", "_HANDLER": lambda_worker.HANDLER, "HERMES_AWS_TABLE": "t"}
+    assert lambda_worker.warm_up_at_init(lam)
+    # other handlers importing the worker's pieces (the AgentCore dispatcher), outside Lambda, no table
+    assert not lambda_worker.warm_up_at_init({**lam, "_HANDLER": "hermes_aws.agentcore_dispatcher.handler"})
+    assert not lambda_worker.warm_up_at_init({k: v for k, v in lam.items() if k != "AWS_LAMBDA_FUNCTION_NAME"})
+    assert not lambda_worker.warm_up_at_init({k: v for k, v in lam.items() if k != "HERMES_AWS_TABLE"})
+    assert not lambda_worker.warm_up_at_init({k: v for k, v in lam.items() if k != "_HANDLER"})
 
 
 def test_parse_command() -> None:

@@ -84,18 +84,28 @@ def test_a_b_c_turns_history_and_a_fresh_process(make_harness: Callable[..., Har
 
 
 def run_worker_subprocess(event: dict[str, Any], *, home: Path) -> dict[str, Any]:
-    """``lambda_worker.handler(event)`` in a new Python process with this process's environment."""
+    """``lambda_worker.handler(event)`` in a new Python process with this process's environment.
+
+    As in Lambda (``AWS_LAMBDA_FUNCTION_NAME``, ``_HANDLER``), so the cold start
+    runs while the module is imported (the init phase), before the first event.
+    """
     home.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "STUB_MODEL_API_KEY"}  # it must come from the secret
-    env.update({"HERMES_HOME": str(home), "HOME": str(home.parent), "TERMINAL_CWD": str(home.parent)})
+    env.update({"HERMES_HOME": str(home), "HOME": str(home.parent), "TERMINAL_CWD": str(home.parent),
+                "AWS_LAMBDA_FUNCTION_NAME": "hermes-worker", "_HANDLER": "hermes_aws.lambda_worker.handler"})
     out = home.parent / "result.json"
     code = ("import json, sys\n"
             "from hermes_aws import lambda_worker\n"
+            "print('IMPORTED', flush=True)\n"
             "result = lambda_worker.handler(json.load(sys.stdin), None)\n"
             f"open({str(out)!r}, 'w').write(json.dumps(result))\n")
     proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(event), env=env, cwd=home.parent,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    init = [i for i, x in enumerate(lines) if x.startswith("{") and json.loads(x)["event"] == "worker_init"]
+    assert len(init) == 1 and init[0] < lines.index("IMPORTED"), proc.stdout[-3000:]  # once, during the import
+    assert "cold start failed" not in proc.stderr, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
 

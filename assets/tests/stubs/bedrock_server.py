@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import json
 import struct
-import threading
 import urllib.parse
-from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from stubs.loopback import LoopbackServer, QuietHandler
-from stubs.model_server import DEFAULT_PREFIX, HttpError, Reply, ScriptItem, _normalize
+from stubs.model_server import HttpError, Reply, ScriptedReplies
 
 
 @dataclass
@@ -67,48 +64,21 @@ def chunk_event(event: dict[str, Any]) -> bytes:
         {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}, payload)
 
 
-def last_user_text(body: Any) -> str:
-    """Text of the last user message with text (tool results skipped), Anthropic format."""
-    for msg in reversed((body or {}).get("messages") or []):
-        if msg.get("role") != "user":
-            continue
-        content = msg.get("content")
-        if isinstance(content, str):
-            return content
-        texts = [b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
-        if texts:
-            return "".join(texts)
-    return ""
+class StubBedrockServer(ScriptedReplies, LoopbackServer):
+    skip_textless_user_messages = True  # Anthropic messages: tool results are user messages
 
-
-class StubBedrockServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.invocations: list[Invocation] = []
         self.other_requests: list[tuple[str, str]] = []
-        self._queue: deque[ScriptItem] = deque()
-        self._lock = threading.Condition()
-        self._ids = itertools.count(1)
+        self._init_script()
         super().__init__(_make_handler(self), "stub-bedrock", host, port)
 
     @property
     def base_url(self) -> str:
         return self.origin
 
-    def script(self, *items: ScriptItem) -> None:
-        with self._lock:
-            self._queue.extend(items)
-
-    def _next_reply(self, body: dict[str, Any]) -> Reply | HttpError:
-        with self._lock:
-            item = self._queue.popleft() if self._queue else None
-        if item is None:
-            return Reply(text=DEFAULT_PREFIX + last_user_text(body))
-        return _normalize(item, body)
-
-    def _record(self, inv: Invocation) -> None:
-        with self._lock:
-            self.invocations.append(inv)
-            self._lock.notify_all()
+    @property
+    def invocations(self) -> list[Invocation]:
+        return self.recorded
 
 
 def _usage(body: dict[str, Any], reply: Reply) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from stubs.loopback import LoopbackServer, QuietHandler
 
@@ -70,8 +70,12 @@ class RecordedRequest:
     reply: Reply | HttpError | None = None  # what the stub answered (chat requests)
 
 
-def last_user_text(body: Any) -> str:
-    """Text of the last user message in a chat-completions request body."""
+def last_user_text(body: Any, *, skip_textless: bool = False) -> str:
+    """Text of the last user message in a chat request body (OpenAI or Anthropic messages).
+
+    ``skip_textless``: a user message with content parts but no text part is
+    passed over (Anthropic sends tool results as user messages).
+    """
     for msg in reversed((body or {}).get("messages") or []):
         if msg.get("role") != "user":
             continue
@@ -79,9 +83,9 @@ def last_user_text(body: Any) -> str:
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            return "".join(
-                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-            )
+            texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            if texts or not skip_textless:
+                return "".join(texts)
     return ""
 
 
@@ -101,24 +105,34 @@ def _normalize(item: Any, body: dict) -> Reply | HttpError:
     raise TypeError(f"cannot script {item!r}")
 
 
-class StubModelServer(LoopbackServer):
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, model: str = "stub-model",
-                 context_length: int = 131072) -> None:
-        self.model = model
-        self.context_length = context_length
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[ScriptItem] = deque()
+class ScriptedReplies:
+    """Mixin of the stub model servers: the reply script, the request log, ``_next_reply``.
+
+        class StubThing(ScriptedReplies, LoopbackServer):
+            def __init__(self, ...) -> None:
+                self._init_script()                 # recorded, _queue, _lock, _ids
+                super().__init__(_make_handler(self), "stub-thing", host, port)
+
+    Scripted items are consumed in order by :meth:`_next_reply`; with none
+    left the reply is ``"stub-reply: <last user text>"``. The handler logs what
+    it received with :meth:`_record` (under ``_lock``, a condition variable).
+    """
+
+    #: a user message without text parts is passed over (Anthropic: tool results)
+    skip_textless_user_messages: ClassVar[bool] = False
+
+    recorded: list[Any]
+    _queue: deque[ScriptItem]
+    _lock: threading.Condition
+
+    def _init_script(self) -> None:
+        self.recorded = []
+        self._queue = deque()
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
-        super().__init__(_make_handler(self), "stub-model", host, port)
 
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/v1"
-
-    # -- scripting & inspection -------------------------------------------
     def script(self, *items: ScriptItem) -> None:
-        """Queue replies for the next chat-completion requests, in order."""
+        """Queue replies for the next model requests, in order."""
         with self._lock:
             self._queue.extend(items)
 
@@ -126,6 +140,36 @@ class StubModelServer(LoopbackServer):
     def pending(self) -> int:
         with self._lock:
             return len(self._queue)
+
+    def _record(self, item: Any) -> None:
+        with self._lock:
+            self.recorded.append(item)
+            self._lock.notify_all()
+
+    def _next_reply(self, body: dict[str, Any]) -> Reply | HttpError:
+        with self._lock:
+            item = self._queue.popleft() if self._queue else None
+        if item is None:
+            return Reply(text=DEFAULT_PREFIX + last_user_text(body, skip_textless=self.skip_textless_user_messages))
+        return _normalize(item, body)
+
+
+class StubModelServer(ScriptedReplies, LoopbackServer):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, model: str = "stub-model",
+                 context_length: int = 131072) -> None:
+        self.model = model
+        self.context_length = context_length
+        self._init_script()
+        super().__init__(_make_handler(self), "stub-model", host, port)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request, in order (chat completions with the reply the stub gave)."""
+        return self.recorded
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -138,19 +182,6 @@ class StubModelServer(LoopbackServer):
             if not self._lock.wait_for(lambda: len(self.chat_requests) >= n, timeout):
                 raise TimeoutError(f"expected {n} chat requests, got {len(self.chat_requests)}")
             return self.chat_requests
-
-    # -- internals ---------------------------------------------------------
-    def _record(self, req: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(req)
-            self._lock.notify_all()
-
-    def _next_reply(self, body: dict) -> Reply | HttpError:
-        with self._lock:
-            item = self._queue.popleft() if self._queue else None
-        if item is None:
-            return Reply(text=DEFAULT_PREFIX + last_user_text(body))
-        return _normalize(item, body)
 
     def _completion_id(self) -> str:
         return f"chatcmpl-stub-{next(self._ids)}"
