@@ -10,7 +10,9 @@ import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { ASSUMPTIONS, CostLine, estimateAssemblyCost } from '../scripts/cost';
-import { AgentAccess, GatewayEgress, HermesFargateGateway, HermesFargateGatewayProps, HermesLambdaAgent } from '../src';
+import {
+  AgentAccess, AgentMemory, GatewayEgress, HermesAgentCoreAgent, HermesFargateGateway, HermesFargateGatewayProps, HermesLambdaAgent,
+} from '../src';
 
 const env = { account: '111111111111', region: 'us-east-1' };
 const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'hermes-idle-cost-')) });
@@ -28,6 +30,16 @@ gateway('GatewayX86', 'Fargate gateway, NAT gateway, X86_64', { cpuArchitecture:
 gateway('GatewayEndpoints', 'Fargate gateway, NAT gateway + interface endpoints', { interfaceEndpoints: true });
 new HermesLambdaAgent(new Stack(app, 'LambdaAgent', { env }), 'Agent', { access: AgentAccess.allowUsers({ telegram: ['123456789'] }) });
 variants.push(['LambdaAgent', 'Lambda agent, defaults']);
+const lambdaLean = new Stack(app, 'LambdaAgentLean', { env });
+new HermesLambdaAgent(lambdaLean, 'Agent', { access: AgentAccess.allowUsers({ telegram: ['123456789'] }), dashboard: false });
+variants.push(['LambdaAgentLean', 'Lambda agent, no dashboard']);
+const memoryStack = new Stack(app, 'LambdaAgentMemory', { env });
+new HermesLambdaAgent(memoryStack, 'Agent', {
+  access: AgentAccess.allowUsers({ telegram: ['123456789'] }), memory: new AgentMemory(memoryStack, 'Memory'),
+});
+variants.push(['LambdaAgentMemory', 'Lambda agent + AgentCore Memory']);
+new HermesAgentCoreAgent(new Stack(app, 'AgentCoreAgent', { env }), 'Agent', { access: AgentAccess.allowUsers({ telegram: ['123456789'] }) });
+variants.push(['AgentCoreAgent', 'AgentCore agent, defaults']);
 
 const costs = new Map(estimateAssemblyCost(app.synth()).map((c) => [c.stackName, c]));
 /** The three largest fixed items, merged by what they are (all interface endpoints, all secrets...). */
