@@ -468,7 +468,7 @@ describe('HermesFargateGateway defaults: environment and secrets', () => {
     expect(doc.config.agent.restart_drain_timeout).toBe(90);
     expect(doc.config.security.allow_lazy_installs).toBe(false);
     expect(doc.config.security.redact_secrets).toBe(true);
-    expect(doc.config.model).toEqual({ provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6' });
+    expect(doc.config.model).toEqual({ provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6', context_length: 1_000_000 });
     expect(doc.soul).toBeNull();
     expect(doc.secretEnv).toEqual([]);
     expect(defaults.gateway.hermesConfig.config.terminal.cwd).toBe('/data/hermes');
