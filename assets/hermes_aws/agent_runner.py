@@ -83,8 +83,22 @@ waits for that write (:func:`hermes_aws.memory.flush`) before it returns. The
 messages it returns are Hermes's; callers store them through
 :func:`without_recall` so history keeps the user's own text, not the recalled block.
 
-Failures: a turn Hermes gives up on (``failed`` after its own API retries, or no
-final response) raises :class:`AgentTurnError`; nothing of it should be persisted.
+Guardrail interventions: when a provider's content policy blocks a call (a
+Bedrock guardrail: ``stopReason: guardrail_intervened``), Hermes ends the turn
+without a retry and returns ``failed: True`` with ``error: "content_policy_blocked:
+<the block message>"`` and a ``final_response`` that wraps it in advice for a
+Hermes operator (``hermes fallback add``); its transcript holds the user's
+message but no reply. Retrying cannot help (the block is deterministic for that
+prompt), so :func:`run_turn` returns a completed turn with ``blocked=True``
+whose answer is the block message alone (the guardrail's configured
+"blocked" text; :data:`BLOCKED_REPLY` when there is none) and whose messages
+are Hermes's plus that answer as the assistant's reply, so the stored
+conversation stays user/assistant. Usage is the agent's running count (the
+blocked call itself is not counted by Hermes).
+
+Failures: any other turn Hermes gives up on (``failed`` after its own API
+retries, or no final response) raises :class:`AgentTurnError`; nothing of it
+should be persisted.
 """
 
 from __future__ import annotations
@@ -107,6 +121,16 @@ LAMBDA_DISABLED_TOOLSETS: tuple[str, ...] = (
 )
 
 
+#: how Hermes 0.19.0 prefixes the error of a turn a content policy (a guardrail) blocked
+CONTENT_POLICY_PREFIX = "content_policy_blocked:"
+#: the answer to a blocked turn whose block came without a message
+BLOCKED_REPLY = "Sorry, I can't help with that request."
+#: what Hermes writes after the prefix when the refusal carried no text (agent/conversation_loop.py)
+_NO_BLOCK_MESSAGE = frozenset({"model declined (content_filter)"})
+_USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens",
+               "api_calls", "estimated_cost_usd")
+
+
 class AgentTurnError(RuntimeError):
     """Hermes could not produce an answer (model errors after its own retries, etc.)."""
 
@@ -125,6 +149,8 @@ class TurnResult:
     deferred_review: Callable[[], None] | None = field(default=None, repr=False)
     model: str = ""
     provider: str = ""
+    #: a content policy (guardrail) blocked the turn; ``final_response`` is its message
+    blocked: bool = False
 
     def __iter__(self) -> Iterator[Any]:
         """``final_response, new_messages, usage = run_turn(...)``."""
@@ -237,7 +263,8 @@ def run_turn(
 ) -> TurnResult:
     """Run one turn; return the answer, only the messages this turn added, and token usage.
 
-    Raises :class:`AgentTurnError` when Hermes fails the turn. ``agent`` is for
+    Raises :class:`AgentTurnError` when Hermes fails the turn; a turn a guardrail
+    blocked is answered with the block message (``blocked=True``). ``agent`` is for
     tests that bring their own; by default one is built (:func:`build_agent`)
     and closed afterwards unless a deferred review still needs it (the review
     closes it).
@@ -271,6 +298,9 @@ def run_turn(
     if own_agent:
         _flush_memory(agent)  # the turn's memory write runs on a thread Lambda would freeze
 
+    blocked = blocked_reply(result)
+    if blocked is not None:
+        result = _blocked_turn(result, blocked, agent)
     final = result.get("final_response")
     if result.get("failed") or result.get("interrupted") or not isinstance(final, str) or not final.strip():
         if own_agent:
@@ -302,7 +332,33 @@ def run_turn(
     elif own_agent:
         _close(agent)
     return TurnResult(final, new_messages, usage, compacted=compacted, deferred_review=review,
-                      model=str(result.get("model") or ""), provider=str(result.get("provider") or ""))
+                      model=str(result.get("model") or ""), provider=str(result.get("provider") or ""),
+                      blocked=blocked is not None)
+
+
+def blocked_reply(result: Mapping[str, Any]) -> str | None:
+    """The answer to a turn a content policy blocked (see the module doc); None for any other result."""
+    error = result.get("error")
+    if result.get("interrupted") or not isinstance(error, str) or not error.startswith(CONTENT_POLICY_PREFIX):
+        return None
+    message = error[len(CONTENT_POLICY_PREFIX):].strip()
+    return BLOCKED_REPLY if not message or message in _NO_BLOCK_MESSAGE else message
+
+
+def _blocked_turn(result: Mapping[str, Any], reply: str, agent: Any) -> dict[str, Any]:
+    """Hermes's blocked result as a completed one: ``reply`` answers it, usage from the agent's counters."""
+    messages = [dict(m) for m in result.get("messages") or []]
+    last = messages[-1] if messages else {}
+    if not (last.get("role") == "assistant" and last.get("content") == reply):
+        messages.append({"role": "assistant", "content": reply})
+    out: dict[str, Any] = {**result, "final_response": reply, "messages": messages,
+                           "failed": False, "completed": True}
+    for key in _USAGE_KEYS:  # Hermes's blocked result carries none of them
+        if out.get(key) is None:
+            out[key] = getattr(agent, f"session_{key}", None)
+    for key in ("model", "provider"):
+        out.setdefault(key, getattr(agent, key, ""))
+    return out
 
 
 #: ``set_session_vars`` keyword -> the environment variable it stands for

@@ -290,7 +290,7 @@ class AgentProcess:
         # The dispatcher shows "typing..." while it waits; nothing to show from here.
         result = lambda_worker.run_chat(rt, message, ReplyTarget())
         extra = dict(result.fields)
-        if result.outcome == contract.OUTCOME_ANSWERED:
+        if result.outcome in contract.MODEL_OUTCOMES:
             extra["usage"] = result.usage
         return contract.answer(result.outcome, result.reply, session_id=result.session_id, **extra), result.after
 

@@ -33,11 +33,12 @@ Answer
 The container answers ``application/json`` (the data plane returns it as the
 streaming ``response`` body with that ``contentType``)::
 
-      {"version": 1, "outcome": "answered" | "new_session" | "silent" | "ignored",
+      {"version": 1, "outcome": "answered" | "guardrail_blocked" | "new_session" | "silent" | "ignored",
        "reply": "<text to send>" | null, "session_id": "...", "usage": {...},
        "model": "...", "duration_ms": 1234}
 
-``reply`` is null when nothing is to be sent (``silent``: a job answered
+``guardrail_blocked``: a guardrail blocked the turn and ``reply`` is its
+message (stored and sent like an answer). ``reply`` is null when nothing is to be sent (``silent``: a job answered
 Hermes's ``[SILENT]``; ``ignored``: a body that is not a message). A turn the
 container could not run is an HTTP 500 from the container, which the data
 plane turns into a ``RuntimeClientError``; the dispatcher retries it like any
@@ -54,7 +55,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # a chat turn's outcomes (hermes_aws.turns), plus a job's "silent"
-from hermes_aws.turns import OUTCOME_ANSWERED, OUTCOME_IGNORED, OUTCOME_NEW_SESSION
+from hermes_aws.turns import (
+    MODEL_OUTCOMES, OUTCOME_ANSWERED, OUTCOME_GUARDRAIL_BLOCKED, OUTCOME_IGNORED, OUTCOME_NEW_SESSION,
+)
 
 PAYLOAD_VERSION = 1
 SESSION_PREFIX = "hermes-"
@@ -63,7 +66,8 @@ SESSION_ID_MIN, SESSION_ID_MAX = 33, 256
 CRON_USER = "cron"
 
 OUTCOME_SILENT = "silent"
-OUTCOMES = frozenset({OUTCOME_ANSWERED, OUTCOME_NEW_SESSION, OUTCOME_SILENT, OUTCOME_IGNORED})
+OUTCOMES = frozenset({OUTCOME_ANSWERED, OUTCOME_GUARDRAIL_BLOCKED, OUTCOME_NEW_SESSION, OUTCOME_SILENT,
+                      OUTCOME_IGNORED})
 
 
 class ContractError(ValueError):

@@ -69,7 +69,7 @@ INVOKE_TIMEOUT_ENV = "HERMES_AWS_INVOKE_TIMEOUT_SECONDS"
 QUEUE_URL_ENV = "HERMES_AWS_QUEUE_URL"
 TABLE_ENV = "HERMES_AWS_TABLE"
 MAX_RECEIVE_ENV = "HERMES_AWS_MAX_RECEIVE_COUNT"
-AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"
+AGENT_NAME_ENV = events.AGENT_NAME_ENV
 DEFAULT_INVOKE_TIMEOUT = 840.0
 CONNECT_TIMEOUT = 10.0
 
@@ -194,7 +194,7 @@ def cold_start(environ: Mapping[str, str]) -> Dispatcher:
         client=client, ledger=UpdateLedger(table, ddb), senders=Senders(secrets, environ),
         budget=TokenBudget.from_env(environ, client=ddb), sqs=boto3.client("sqs"),
         queue_url=(environ.get(QUEUE_URL_ENV) or "").strip() or None,
-        max_receive_count=max(1, max_receive), agent_name=(environ.get(AGENT_NAME_ENV) or "").strip() or "default",
+        max_receive_count=max(1, max_receive), agent_name=events.agent_name(environ),
     )
     events.emit("dispatcher_init", agent=d.agent_name, runtime=arn)
     return d

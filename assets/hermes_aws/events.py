@@ -27,6 +27,13 @@ from typing import Any, TextIO
 
 MAX_TEXT = 400  # characters kept of any free-text field
 GATEWAY_ID_ENV = "HERMES_AWS_GATEWAY_ID"
+AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"  # the ``Agent`` dimension of the serverless shapes' metrics
+
+
+def agent_name(environ: Mapping[str, str] | None = None) -> str:
+    """``$HERMES_AWS_AGENT_NAME`` (the ``Agent`` metric dimension), ``default`` when unset or blank."""
+    env = os.environ if environ is None else environ
+    return (env.get(AGENT_NAME_ENV) or "").strip() or "default"
 
 
 def short(text: object, limit: int = MAX_TEXT) -> str:

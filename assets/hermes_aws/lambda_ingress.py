@@ -101,7 +101,7 @@ SLACK_SIGNING_SECRET_ARN_ENV = "HERMES_AWS_SLACK_SIGNING_SECRET_ARN"
 SLACK_ALLOWED_USERS_ENV = "HERMES_AWS_SLACK_ALLOWED_USERS"
 SLACK_ALLOW_ALL_ENV = "HERMES_AWS_SLACK_ALLOW_ALL"
 MAX_BODY_ENV = "HERMES_AWS_MAX_BODY_BYTES"
-AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"
+AGENT_NAME_ENV = events.AGENT_NAME_ENV
 
 DEFAULT_MAX_BODY_BYTES = 65536
 ROUTE = "/telegram"
@@ -378,7 +378,7 @@ _STATUS_TEXT = {
 
 
 def _emit(result: _Result, log: dict[str, Any], context: Any, started: float) -> None:
-    agent = os.environ.get(AGENT_NAME_ENV, "").strip() or "default"
+    agent = events.agent_name()
     fields: dict[str, Any] = {
         "outcome": result.outcome,
         "reason": events.short(result.reason, 200),

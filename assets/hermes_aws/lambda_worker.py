@@ -90,7 +90,9 @@ Per chat message
    review (if any), workspace push, cron jobs pushed and schedules reconciled.
    With AgentCore Memory on, Hermes recalls the user's memories before the model
    call and the turn is recorded as an event (user = actor, chat session =
-   session) before the invocation ends.
+   session) before the invocation ends. A turn a Bedrock guardrail blocked is
+   answered with the guardrail's message and stored like any answer (outcome
+   ``guardrail_blocked``): not an error, so not retried.
 6. **Errors**: the record's ``messageId`` is returned in ``batchItemFailures``
    (SQS retries it; FIFO holds the rest of that chat's messages back). Within a
    batch, once a message of a group failed every later message of that group
@@ -149,7 +151,7 @@ TABLE_ENV = "HERMES_AWS_TABLE"
 CRON_SOURCE = "hermes.cron"
 SECRET_ARNS_ENV = "HERMES_AWS_SECRET_ARNS"
 MAX_RECEIVE_ENV = "HERMES_AWS_MAX_RECEIVE_COUNT"
-AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"
+AGENT_NAME_ENV = events.AGENT_NAME_ENV
 DEFAULT_HOME = "/tmp/hermes"
 DEFAULT_MAX_RECEIVE = 3
 
@@ -244,7 +246,7 @@ def cold_start(environ: Any = None, *, import_hermes: bool = True) -> Runtime:
         environ=env, home=home, context_dir=prepared.context_dir, settings=settings,
         sessions=sessions, ledger=UpdateLedger(sessions.table, ddb), workspace=workspace,
         secrets=secrets, max_receive_count=max(1, max_receive),
-        agent_name=(env.get(AGENT_NAME_ENV) or "").strip() or "default",
+        agent_name=events.agent_name(env),
         senders=Senders(secrets, env), cron=cron, budget=budget, memory=long_term, init_timings_ms=timings,
     )
     events.emit("worker_init", agent=rt.agent_name, **{f"{k}_ms": round(v, 1) for k, v in timings.items()},
@@ -354,7 +356,8 @@ def run_chat(rt: Runtime, message: Any, target: Any) -> TurnResult:
         meta = rt.sessions.new_session(message.session_key, session_id=session_id, also=[record])
         return TurnResult(turns.OUTCOME_NEW_SESSION, reply, meta.session_id, fields={"command": command})
     result, meta = _run_agent_turn(rt, message, target, message.dedup_key)
-    return TurnResult(turns.OUTCOME_ANSWERED, result.final_response, meta.session_id, result.usage,
+    outcome = turns.OUTCOME_GUARDRAIL_BLOCKED if result.blocked else turns.OUTCOME_ANSWERED
+    return TurnResult(outcome, result.final_response, meta.session_id, result.usage,
                       fields={"model": result.model}, after=lambda: _after_reply(rt, result, message))
 
 

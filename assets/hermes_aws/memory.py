@@ -50,6 +50,10 @@ This provider
 * Failures of the memory service never fail a turn: every call is caught,
   logged, and reported as a ``{"event": "memory", "op": "recall"|"record",
   "ok": false, ...}`` line (one line per call; ``ok: true`` lines carry counts).
+  Each such line is also an embedded-metric-format record: ``MemoryFailures``
+  (Count, 1 when ``ok`` is false, else 0) in ``HermesAgent/Serverless`` by
+  ``Agent`` (``$HERMES_AWS_AGENT_NAME``, default ``default``), what the
+  constructs' memory alarm watches (Sum).
 
 Activation (cold start): :func:`activate` installs the plugin shim under
 ``$HERMES_HOME/plugins/`` and sets ``memory.provider`` in config.yaml.
@@ -73,6 +77,7 @@ from typing import Any
 from agent.memory_provider import MemoryProvider
 
 from hermes_aws import events
+from hermes_aws.budgets import METRIC_NAMESPACE
 
 logger = logging.getLogger(__name__)
 
@@ -391,8 +396,16 @@ def format_records(records: Sequence[Mapping[str, Any]], *, max_records: int = M
     return CONTEXT_HEADER + "\n" + "\n".join(lines), len(lines)
 
 
+def memory_metric_fields(ok: bool, agent: str | None = None) -> dict[str, Any]:
+    """The EMF block of a recall/record line: ``MemoryFailures`` = 0 or 1 by [Agent]."""
+    return events.emf_fields(METRIC_NAMESPACE, {"Agent": agent or events.agent_name()},
+                             {"MemoryFailures": (0 if ok else 1, "Count")})
+
+
 def _emit(fields: dict[str, Any]) -> None:
     try:
+        if fields.get("op") in ("recall", "record"):
+            fields = {**fields, **memory_metric_fields(bool(fields.get("ok")))}
         events.emit("memory", **fields)
     except Exception:  # logging must never fail a turn
         logger.debug("could not emit the memory event", exc_info=True)

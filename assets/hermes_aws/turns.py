@@ -15,6 +15,8 @@ A chat message (:func:`chat_turn`):
 2. anything but ``/new``, ``/start``, ``/reset`` over the user's daily token
    budget gets the budget message and no turn;
 3. ``run(target)`` -> :class:`TurnResult` (``/new`` handling is part of it);
+   a turn a guardrail blocked (``guardrail_blocked``) is answered with the
+   guardrail's message like any answer: no error, no retry, no apology;
 4. tokens charged to the budget, the reply delivered chunk by chunk
    (:func:`deliver`), ``result.after()``;
 5. one ``turn`` event with its EMF metrics (:func:`emit_turn`);
@@ -54,6 +56,10 @@ RESET_COMMANDS = {"new": NEW_SESSION_REPLY, "start": START_REPLY, "reset": NEW_S
 OUTCOME_ANSWERED = "answered"
 OUTCOME_NEW_SESSION = "new_session"
 OUTCOME_IGNORED = "ignored"
+#: a content policy (a Bedrock guardrail) blocked the turn; the reply is the block message
+OUTCOME_GUARDRAIL_BLOCKED = "guardrail_blocked"
+#: outcomes of a model turn: their tokens count against the user's budget
+MODEL_OUTCOMES = frozenset({OUTCOME_ANSWERED, OUTCOME_GUARDRAIL_BLOCKED})
 
 T = TypeVar("T")
 
@@ -94,7 +100,7 @@ def parse_command(text: str) -> str | None:
 class TurnResult:
     """What the ``run`` step of a chat turn produced."""
 
-    outcome: str  # answered | new_session (| ignored: the runtime did not take it)
+    outcome: str  # answered | guardrail_blocked | new_session (| ignored: the runtime did not take it)
     reply: str | None = None
     session_id: str | None = None
     usage: Mapping[str, Any] = field(default_factory=dict)
@@ -153,7 +159,7 @@ def chat_turn(ctx: Any, message: Any, info: Any, run: Callable[[Any], TurnResult
         if result.outcome == OUTCOME_IGNORED:
             emit_turn(ctx, done, started, usage, error=False)
             return
-        if result.outcome == OUTCOME_ANSWERED:
+        if result.outcome in MODEL_OUTCOMES:
             record_usage(ctx, message.actor_id, usage)
         deliver(ctx, [target], key, result.reply or "")
         if result.after is not None:

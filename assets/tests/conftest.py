@@ -33,7 +33,13 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture
 def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS credentials, region, endpoint or profile from the host; IMDS off."""
+    """No AWS credentials, region, endpoint or profile from the host; IMDS off.
+
+    boto3's default session is replaced for the test: it caches the credentials
+    it resolved first, so a client of an earlier test's environment would leak in.
+    """
+    import boto3
+
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
@@ -41,6 +47,7 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", missing)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", missing)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
 
 
 @pytest.fixture

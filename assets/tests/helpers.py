@@ -26,3 +26,20 @@ def fake_http(fake: FakeTime, **kw: Any) -> HttpClient:
     """An :class:`HttpClient` on ``fake`` time, without jitter unless ``jitter`` is given."""
     kw.setdefault("jitter", 0.0)
     return HttpClient(sleep=fake.sleep, clock=fake.clock, **kw)
+
+
+def emf_metrics(line: dict[str, Any]) -> dict[str, tuple[str, list[list[str]], Any, str]]:
+    """The metrics an embedded-metric-format log line declares, as CloudWatch reads them.
+
+    name -> (namespace, dimension sets, value, unit); the value is the line's
+    top-level field of that name and every dimension must have a value there.
+    """
+    out: dict[str, tuple[str, list[list[str]], Any, str]] = {}
+    for directive in line["_aws"]["CloudWatchMetrics"]:
+        for dims in directive["Dimensions"]:
+            assert all(isinstance(line.get(d), str) and line[d] for d in dims), f"dimension without value: {dims}"
+        for metric in directive["Metrics"]:
+            assert metric["Name"] not in out, f"{metric['Name']} declared twice"
+            out[metric["Name"]] = (directive["Namespace"], directive["Dimensions"], line[metric["Name"]],
+                                   metric["Unit"])
+    return out

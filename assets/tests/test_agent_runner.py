@@ -167,10 +167,11 @@ def test_background_review_is_deferred_not_threaded(hermetic_hermes: HermesPaths
 class FakeAgent:
     """Stands in for AIAgent to check the runner's bookkeeping."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
+    def __init__(self, result: dict[str, Any], **attributes: Any) -> None:
         self.result = result
         self.closed = False
         self.history: Any = None
+        self.__dict__.update(attributes)
 
     def run_conversation(self, message: str, conversation_history: Any = None) -> dict[str, Any]:
         self.history = conversation_history
@@ -201,3 +202,48 @@ def test_failed_result_raises_with_reason() -> None:
     fake2 = FakeAgent({"final_response": None, "messages": [{"role": "user", "content": "x"}]})
     with pytest.raises(AgentTurnError, match="no final response"):
         run_turn("x", session_id="s", agent=fake2)
+
+
+def blocked_result(messages: list[dict[str, Any]], detail: str) -> dict[str, Any]:
+    """What Hermes 0.19.0 returns when a content policy blocks a call (conversation_loop's builder)."""
+    return {"final_response": f"The model declined to respond ... {detail} ... `hermes fallback add`.",
+            "messages": messages, "api_calls": 2, "completed": False, "failed": True,
+            "error": f"content_policy_blocked: {detail}"}
+
+
+def test_a_content_policy_block_is_a_completed_turn_answered_with_the_block_message() -> None:
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    in_turn = [{"role": "user", "content": "bad"},
+               {"role": "assistant", "content": "", "tool_calls": [{"id": "t1"}]},
+               {"role": "tool", "tool_call_id": "t1", "content": "{}"}]
+    fake = FakeAgent(blocked_result(history + in_turn, "  Sorry, this is against our policy.  "),
+                     session_input_tokens=321, session_output_tokens=12, model="nova", provider="bedrock")
+
+    result = run_turn("bad", history=history, session_id="s", agent=fake)
+
+    assert result.blocked is True
+    assert result.final_response == "Sorry, this is against our policy."
+    assert result.new_messages == [*in_turn, {"role": "assistant", "content": "Sorry, this is against our policy."}]
+    assert result.compacted is None
+    assert (result.usage["input_tokens"], result.usage["output_tokens"], result.usage["api_calls"]) == (321, 12, 2)
+    assert (result.model, result.provider) == ("nova", "bedrock")
+
+
+@pytest.mark.parametrize("detail", ["", "   ", "model declined (content_filter)"])
+def test_a_block_without_a_message_gets_a_neutral_answer(detail: str) -> None:
+    fake = FakeAgent(blocked_result([{"role": "user", "content": "bad"}], detail))
+    result = run_turn("bad", session_id="s", agent=fake)
+    assert result.blocked and result.final_response == agent_runner.BLOCKED_REPLY
+    assert [m["role"] for m in result.new_messages] == ["user", "assistant"]
+
+
+def test_other_failures_and_interrupted_blocks_still_raise() -> None:
+    interrupted = {**blocked_result([], "Blocked."), "interrupted": True}
+    with pytest.raises(AgentTurnError):
+        run_turn("x", session_id="s", agent=FakeAgent(interrupted))
+    policy_word = {"final_response": "x", "messages": [], "failed": True,
+                   "error": "HTTP 400: content_policy_blocked: maybe"}  # not Hermes's prefix
+    with pytest.raises(AgentTurnError):
+        run_turn("x", session_id="s", agent=FakeAgent(policy_word))
+    assert run_turn("x", session_id="s", agent=FakeAgent(
+        {"final_response": "fine", "messages": [{"role": "user", "content": "x"}], "failed": False})).blocked is False

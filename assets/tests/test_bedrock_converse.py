@@ -1,29 +1,36 @@
 """Bedrock guardrails on the Converse path of the pinned hermes-agent (0.19.0), on loopback.
 
-``AgentModel.bedrock(id, {guardrail})`` renders ``model: {provider: bedrock,
-default: <id>}`` and ``bedrock: {discovery, region, guardrail: {guardrail_identifier,
-guardrail_version}}`` (src/model.ts ``_bind``). For a non-Claude model Hermes
-resolves ``api_mode: bedrock_converse`` and calls boto3 ``bedrock-runtime``
-itself; the stub (stubs/bedrock_converse_server.py) speaks that protocol and
-checks every SigV4 signature. HERMES_HOME is rendered by ``hermes_aws.home``
-from the settings document the constructs produce, and turns run through
-``hermes_aws.agent_runner``.
+``AgentModel.bedrock('us.amazon.nova-pro-v1:0', {region, guardrail})`` renders
+``model: {provider: bedrock, default: <id>, context_length: 300000}`` and ``bedrock:
+{discovery, region, guardrail: {guardrail_identifier, guardrail_version,
+stream_processing_mode: ""}}`` (src/model.ts ``_bind``; :data:`RENDERED` is the
+whole document). For a non-Claude model Hermes resolves ``api_mode:
+bedrock_converse`` and calls boto3 ``bedrock-runtime`` itself; the stub
+(stubs/bedrock_converse_server.py) speaks that protocol and checks every SigV4
+signature. HERMES_HOME is rendered by ``hermes_aws.home`` from that document,
+and turns run through ``hermes_aws.agent_runner``.
 
 What Hermes actually sends (asserted below):
 
 * every agent-loop model call is ``ConverseStream`` (``POST /model/<id>/converse-stream``;
   Hermes streams even without a stream consumer) with ``guardrailConfig`` =
-  ``{guardrailIdentifier, guardrailVersion, streamProcessingMode: "async", trace:
-  "disabled"}``: the last two are Hermes's config defaults, merged into ours;
+  ``{guardrailIdentifier, guardrailVersion, trace: "disabled"}``: ``trace`` is
+  Hermes's default, and the blank ``stream_processing_mode`` leaves out
+  ``streamProcessingMode`` (Hermes's own default would be ``"async"``), so Bedrock
+  guards the stream synchronously;
 * no ``guardrailConfig`` at all without the ``guardrail`` key;
-* unguarded ``Converse`` calls outside the agent loop: the context-window probe
-  (``inferenceConfig.maxTokens`` 8, megabytes of "data data ...", when config has
-  no ``model.context_length``) and context-compression summaries (auxiliary client);
-* a guardrail intervention (``stopReason: guardrail_intervened``) ends the turn
-  with Hermes's refusal text and ``failed: True``, without a retry;
+* no context-window probe: with ``model.context_length`` Hermes does not send its
+  padded multi-megabyte ``Converse`` calls (``inferenceConfig.maxTokens`` 8) to
+  discover the window; without it, it does on every cold start;
+* unguarded ``Converse`` calls outside the agent loop: context-compression
+  summaries (auxiliary client);
+* a guardrail intervention (``stopReason: guardrail_intervened``) ends Hermes's
+  turn with ``failed: True`` and ``error: "content_policy_blocked: <message>"``
+  without a retry; ``hermes_aws.agent_runner`` answers it with the guardrail's
+  message as a completed turn, and the worker delivers that (no retry, no apology);
 * when IAM denies streaming, Hermes retries with ``Converse`` and the same
   kwargs, which botocore refuses (``streamProcessingMode`` is not a Converse
-  field) unless the config blanks ``stream_processing_mode``.
+  field) unless the config blanks ``stream_processing_mode``, as the constructs do.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -45,42 +51,45 @@ if TYPE_CHECKING:
     from conftest import HermesPaths
 
 MODEL = "us.amazon.nova-pro-v1:0"
-GUARDRAIL_ID = "gr0abc123def"
-GUARDRAIL = {"guardrail_identifier": GUARDRAIL_ID, "guardrail_version": "3"}
-#: what Hermes puts in the request for GUARDRAIL (its defaults fill in the last two)
-SENT_GUARDRAIL = {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "3",
-                  "streamProcessingMode": "async", "trace": "disabled"}
+GUARDRAIL_ID = "abc123"
+#: ``HermesConfig.render({ model: AgentModel.bedrock('us.amazon.nova-pro-v1:0', { region: 'us-east-1',
+#: guardrail: { identifier: 'abc123', version: '1' } }) }).toDocument(stack)``, as the constructs produce it
+RENDERED: dict[str, Any] = json.loads(
+    '{"version":1,"config":{"model":{"provider":"bedrock","default":"us.amazon.nova-pro-v1:0",'
+    '"context_length":300000},"bedrock":{"discovery":{"enabled":false},"region":"us-east-1",'
+    '"guardrail":{"guardrail_identifier":"abc123","guardrail_version":"1","stream_processing_mode":""}},'
+    '"security":{"redact_secrets":true,"allow_lazy_installs":false,"tirith_enabled":false}},'
+    '"soul":null,"projectContext":null,"secretEnv":[]}')
+GUARDRAIL = RENDERED["config"]["bedrock"]["guardrail"]
+#: what Hermes puts in the request for GUARDRAIL (its default fills in ``trace``)
+SENT_GUARDRAIL = {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "1", "trace": "disabled"}
 BLOCKED = "Sorry, the model cannot answer this question."
+HARMFUL = "Tell me how to do something harmful"
 STREAM_DENIED = ("User: arn:aws:sts::123456789012:assumed-role/worker/fn is not authorized to perform: "
                  "bedrock:InvokeModelWithResponseStream on resource: "
                  "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0")
 
 
-def construct_document(workdir: Path, *, model: str = MODEL, guardrail: dict[str, str] | None = GUARDRAIL,
-                       context_length: int | None = None, **config: Any) -> dict[str, Any]:
-    """The document ``HermesConfig.render`` produces for ``AgentModel.bedrock(model, {region: 'us-east-1',
-    guardrail})`` (src/model.ts, src/settings.ts), ``terminal.cwd`` pointing at ``workdir``.
+def construct_document(*, model: str | None = None, context_length: int | None = None,
+                       guardrail: dict[str, str] | None = GUARDRAIL, **config: Any) -> dict[str, Any]:
+    """:data:`RENDERED`, or what the constructs render with another ``model`` (its ``context_length``,
+    the window of the constructs' table) or ``guardrail`` (None: no guardrail option).
 
-    ``context_length`` (``model.context_length``) and ``config`` (more top-level keys)
-    are not rendered by the constructs; tests that use them say why.
+    ``config`` (more top-level keys) and a ``guardrail`` other than the rendered one
+    are not what the constructs produce; tests that use them say why.
     """
-    model_config: dict[str, Any] = {"provider": "bedrock", "default": model}
+    doc = copy.deepcopy(RENDERED)
+    cfg = doc["config"]
+    if model is not None:
+        cfg["model"]["default"] = model
     if context_length is not None:
-        model_config["context_length"] = context_length
-    bedrock: dict[str, Any] = {"discovery": {"enabled": False}, "region": "us-east-1"}
-    if guardrail is not None:
-        bedrock["guardrail"] = dict(guardrail)
-    return {
-        "version": 1,
-        "config": {
-            "model": model_config,
-            "bedrock": bedrock,
-            "security": {"redact_secrets": True, "allow_lazy_installs": False, "tirith_enabled": False},
-            "terminal": {"cwd": str(workdir)},
-            **config,
-        },
-        "soul": None, "projectContext": None, "secretEnv": [],
-    }
+        cfg["model"]["context_length"] = context_length
+    if guardrail is None:
+        del cfg["bedrock"]["guardrail"]
+    else:
+        cfg["bedrock"]["guardrail"] = dict(guardrail)
+    cfg.update(config)
+    return doc
 
 
 def render(paths: HermesPaths, doc: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +148,7 @@ def test_stub_speaks_the_bedrock_runtime_protocol(credentials: None, converse: S
     converse.script(Reply("plain answer"), Reply("Blocked.", finish_reason="guardrail_intervened"),
                     ToolCall("todo", {"todos": []}, id="tu-1"))
     messages = [{"role": "user", "content": [{"text": "hi"}]}]
-    guard = {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "3"}
+    guard = {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "1"}
 
     answer = client.converse(modelId=MODEL, messages=messages, guardrailConfig=guard)
     assert answer["output"]["message"]["content"] == [{"text": "plain answer"}]
@@ -181,14 +190,14 @@ def test_stub_speaks_the_bedrock_runtime_protocol(credentials: None, converse: S
 
 def test_a_nova_turn_sends_the_guardrail_on_every_converse_stream_call(
         hermes: HermesPaths, converse: StubConverseServer, loopback_only: list[str]) -> None:
-    written = render(hermes, construct_document(hermes.workdir))
-    assert written["bedrock"]["guardrail"] == GUARDRAIL
+    written = render(hermes, construct_document())
+    assert written["bedrock"]["guardrail"] == GUARDRAIL and written["model"]["context_length"] == 300000
     converse.script(ToolCall("todo", {"todos": [{"id": "1", "content": "check", "status": "pending"}]}),
                     "Nova says hi.")
 
     result = turn("Hello Nova")
 
-    assert result.final_response == "Nova says hi."
+    assert result.final_response == "Nova says hi." and result.blocked is False
     assert (result.provider, result.model) == ("bedrock", MODEL)
     assert [m["role"] for m in result.new_messages] == ["user", "assistant", "tool", "assistant"]
     assert result.usage["input_tokens"] > 0 and result.usage["api_calls"] == 2
@@ -199,24 +208,39 @@ def test_a_nova_turn_sends_the_guardrail_on_every_converse_stream_call(
         assert call.path == "/model/us.amazon.nova-pro-v1%3A0/converse-stream"
         assert set(call.body) == {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig"}
         assert call.body["guardrailConfig"] == SENT_GUARDRAIL
+        assert "streamProcessingMode" not in call.body["guardrailConfig"]  # Bedrock's synchronous default
         assert (call.signature.service, call.signature.region) == ("bedrock", "us-east-1")
         assert {t["toolSpec"]["name"] for t in call.body["toolConfig"]["tools"]} >= {"todo", "skill_manage"}
     assert streamed[0].body["messages"] == [{"role": "user", "content": [{"text": "Hello Nova"}]}]
     assert "toolResult" in streamed[1].body["messages"][-1]["content"][0]
 
-    # The rest went through Converse: only Hermes's context-window probe (config has no
-    # model.context_length), oversized on purpose and sent without the guardrail.
-    others = converse.calls_of("Converse")
-    assert others and all(is_probe(c) for c in others)
-    assert all("guardrailConfig" not in c.body for c in others)
-    assert all(c.reply == HttpError(400, TOO_LONG) for c in others)
+    # model.context_length is set: no context-window probe, no Converse call at all
+    assert converse.calls_of("Converse") == []
+    assert not any(is_probe(c) for c in converse.calls)
     assert converse.rejected == [] and converse.other_requests == []
-    assert set(loopback_only) <= {"openrouter.ai"}  # Hermes's catalog lookup, refused; nothing else left
+    assert loopback_only == []  # and no catalog lookup anywhere
+
+
+def test_without_context_length_hermes_probes_the_window_with_padded_calls(
+        hermes: HermesPaths, converse: StubConverseServer) -> None:
+    """Why the constructs render ``model.context_length``: a document without it costs this per cold start."""
+    doc = construct_document()
+    del doc["config"]["model"]["context_length"]
+    render(hermes, doc)
+
+    assert turn("Hello Nova").final_response == "stub-reply: Hello Nova"
+
+    probes = converse.calls_of("Converse")
+    assert probes and all(is_probe(c) for c in probes)
+    assert max(len(json.dumps(c.body)) for c in probes) > converse.max_input_chars  # megabytes each
+    assert all("guardrailConfig" not in c.body for c in probes)
+    assert all(c.reply == HttpError(400, TOO_LONG) for c in probes)
+    assert len(converse.calls_of("ConverseStream")) == 1
 
 
 def test_without_the_guardrail_key_no_guardrail_config_is_sent(
         hermes: HermesPaths, converse: StubConverseServer) -> None:
-    written = render(hermes, construct_document(hermes.workdir, guardrail=None))
+    written = render(hermes, construct_document(guardrail=None))
     assert "guardrail" not in written["bedrock"]
     converse.script(ToolCall("todo", {"todos": []}), "unguarded")
 
@@ -226,81 +250,97 @@ def test_without_the_guardrail_key_no_guardrail_config_is_sent(
     assert [c for c in converse.calls if "guardrailConfig" in c.body] == []
 
 
-def test_stream_processing_mode_comes_from_hermes_defaults_and_can_be_blanked(
+def test_stream_processing_mode_is_hermes_async_default_unless_blanked(
         hermes: HermesPaths, converse: StubConverseServer) -> None:
-    render(hermes, construct_document(hermes.workdir, context_length=300000, guardrail={
-        **GUARDRAIL, "stream_processing_mode": "sync", "trace": "enabled"}))
+    """Not the constructs' documents: what Hermes does with the key left out or set."""
+    ids = {k: v for k, v in GUARDRAIL.items() if k != "stream_processing_mode"}
+    render(hermes, construct_document(guardrail=ids))
     turn("one")
-    render(hermes, construct_document(hermes.workdir, context_length=300000, guardrail={
-        **GUARDRAIL, "stream_processing_mode": "", "trace": ""}))
+    render(hermes, construct_document(guardrail={**ids, "stream_processing_mode": "sync", "trace": "enabled"}))
     turn("two")
+    render(hermes, construct_document(guardrail={**ids, "stream_processing_mode": "", "trace": ""}))
+    turn("three")
 
-    first, second = converse.calls_of("ConverseStream")
-    assert first.body["guardrailConfig"] == {**SENT_GUARDRAIL, "streamProcessingMode": "sync", "trace": "enabled"}
-    assert second.body["guardrailConfig"] == {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "3"}
-    assert converse.calls_of("Converse") == []  # model.context_length set: no probe
+    first, second, third = converse.calls_of("ConverseStream")
+    assert first.body["guardrailConfig"] == {**SENT_GUARDRAIL, "streamProcessingMode": "async"}
+    assert second.body["guardrailConfig"] == {**SENT_GUARDRAIL, "streamProcessingMode": "sync", "trace": "enabled"}
+    assert third.body["guardrailConfig"] == {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "1"}
+    assert converse.calls_of("Converse") == []
 
 
 # --------------------------------------------------------------------------- guardrail intervention
 
 
-def test_a_guardrail_intervention_ends_the_turn_with_hermes_refusal(
+def test_a_guardrail_intervention_is_answered_with_the_guardrail_message(
         hermes: HermesPaths, converse: StubConverseServer) -> None:
-    from hermes_aws.agent_runner import AgentTurnError, build_agent
+    from hermes_aws.agent_runner import build_agent
 
-    render(hermes, construct_document(hermes.workdir))
+    render(hermes, construct_document())
     converse.script(Reply(BLOCKED, finish_reason="guardrail_intervened"),
                     Reply(BLOCKED, finish_reason="guardrail_intervened"))
 
     agent = build_agent(session_id="s-1", platform="telegram", chat_id="42", user_id="7")
     try:
-        result = agent.run_conversation("Tell me how to do something harmful")
+        raw = agent.run_conversation(HARMFUL)
     finally:
         agent.close()
     # Hermes maps guardrail_intervened to finish_reason content_filter: a terminal
-    # refusal, not a crash and not retried.
-    assert result["failed"] is True and result["completed"] is False
-    assert result["error"] == f"content_policy_blocked: {BLOCKED}"
-    assert "declined to respond" in result["final_response"] and BLOCKED in result["final_response"]
-    assert result["api_calls"] == 1
-    assert [m["role"] for m in result["messages"]] == ["user"]  # the refusal is not in the transcript
-    (call,) = converse.calls_of("ConverseStream")
-    assert call.body["guardrailConfig"] == SENT_GUARDRAIL
+    # refusal, not a crash and not retried, worded for a Hermes operator.
+    assert raw["failed"] is True and raw["completed"] is False
+    assert raw["error"] == f"content_policy_blocked: {BLOCKED}"
+    assert "declined to respond" in raw["final_response"] and "hermes fallback add" in raw["final_response"]
+    assert raw["api_calls"] == 1
+    assert [m["role"] for m in raw["messages"]] == ["user"]  # the refusal is not in the transcript
 
-    # hermes_aws.agent_runner treats Hermes's failed result as a failed turn.
-    with pytest.raises(AgentTurnError) as failed:
-        turn("Tell me how to do something harmful")
-    assert failed.value.reason is None
-    assert failed.value.result["error"] == f"content_policy_blocked: {BLOCKED}"
-    assert BLOCKED in failed.value.result["final_response"]
-    assert len(converse.calls_of("ConverseStream")) == 2
+    # hermes_aws.agent_runner: a completed turn, answered with the guardrail's own message.
+    result = turn(HARMFUL)
+    assert result.blocked is True and result.final_response == BLOCKED
+    assert [(m["role"], m["content"]) for m in result.new_messages] == [("user", HARMFUL), ("assistant", BLOCKED)]
+    assert result.compacted is None and result.usage["api_calls"] == 1
+    assert (result.provider, result.model) == ("bedrock", MODEL)
+    calls = converse.calls_of("ConverseStream")
+    assert len(calls) == 2 and all(c.body["guardrailConfig"] == SENT_GUARDRAIL for c in calls)
     assert converse.pending == 0
 
 
-def test_the_worker_retries_a_guardrail_block_then_apologises(
-        make_serverless: Callable[..., Any], hermetic_hermes: HermesPaths, converse: StubConverseServer) -> None:
-    """What the Lambda worker does with that refusal today: an error like any other, so SQS
-    redelivers it (one more guardrailed model call per receive) until the apology."""
+def test_the_worker_delivers_a_guardrail_block_once_and_keeps_the_conversation(
+        make_serverless: Callable[..., Any], hermetic_hermes: HermesPaths, converse: StubConverseServer,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A blocked message is answered with the guardrail's message on the first receive: one
+    guarded model call, no retry, no apology, nothing dead-lettered; the next message continues
+    the conversation with the block in its history."""
     from hermes_aws.lambda_worker import APOLOGY
-    from stubs.serverless import stored_messages, telegram_update
+    from stubs.serverless import stored_messages, telegram_update, update_state
 
-    attempts = 2
-    # model.context_length keeps Hermes from its OpenRouter catalog lookup (the fixture
-    # refuses any non-loopback connection) and from the context-window probe.
-    doc = construct_document(hermetic_hermes.workdir, context_length=300000)
-    h = make_serverless(settings=doc, max_receive_count=attempts)
-    converse.script(*[Reply(BLOCKED, finish_reason="guardrail_intervened")] * attempts)
+    h = make_serverless(settings=construct_document(), max_receive_count=3)
+    converse.script(Reply(BLOCKED, finish_reason="guardrail_intervened"))
 
-    h.post(telegram_update(808, "Tell me how to do something harmful"))
+    blocked = telegram_update(808, HARMFUL)
+    h.post(blocked)
     h.drain()
 
-    assert h.telegram.sent_messages(808) == [APOLOGY]
-    calls = converse.calls_of("ConverseStream")
-    assert len(calls) == attempts
-    assert all(c.body["guardrailConfig"] == SENT_GUARDRAIL for c in calls)
-    assert all(c.signature.access_key == "testing" for c in calls)  # the worker's (moto) credentials
-    assert stored_messages(808) == []
-    assert len(h.dlq_bodies()) == 1
+    assert h.telegram.sent_messages(808) == [BLOCKED]
+    (call,) = converse.calls
+    assert call.operation == "ConverseStream" and call.body["guardrailConfig"] == SENT_GUARDRAIL
+    assert call.signature.access_key == "testing"  # the worker's (moto) credentials
+    state = update_state(blocked["update_id"])
+    assert state["status"] == {"S": "DELIVERED"} and state["reply"] == {"S": BLOCKED}
+    assert [(m["role"], m["content"]) for m in stored_messages(808)] == [("user", HARMFUL), ("assistant", BLOCKED)]
+    assert h.dlq_bodies() == [] and h.queue_depth() == 0 and h.invocations == 1
+    lines = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
+    (event,) = [e for e in lines if e.get("event") == "turn"]
+    assert event["outcome"] == "guardrail_blocked" and event["receive_count"] == 1
+    assert event["TurnErrors"] == 0 and "error" not in event and "apologized" not in event
+
+    h.post(telegram_update(808, "Then tell me about green tea"))
+    h.drain()
+
+    assert h.telegram.sent_messages(808) == [BLOCKED, "stub-reply: Then tell me about green tea"]
+    assert APOLOGY not in h.telegram.sent_messages(808)
+    follow_up = converse.calls_of("ConverseStream")[-1]
+    assert [(m["role"], [b.get("text") for b in m["content"]]) for m in follow_up.body["messages"]] == [
+        ("user", [HARMFUL]), ("assistant", [BLOCKED]), ("user", ["Then tell me about green tea"])]
+    assert len(stored_messages(808)) == 4
     assert h.model.chat_requests == []
 
 
@@ -311,8 +351,9 @@ def test_when_streaming_is_denied_the_converse_fallback_needs_a_blank_stream_mod
         hermes: HermesPaths, converse: StubConverseServer) -> None:
     from hermes_aws.agent_runner import AgentTurnError
 
-    fast: dict[str, Any] = {"context_length": 300000, "agent": {"api_max_retries": 1}}  # one attempt, no probe
-    render(hermes, construct_document(hermes.workdir, **fast))
+    fast: dict[str, Any] = {"agent": {"api_max_retries": 1}}  # one attempt (not the constructs' setting)
+    ids = {k: v for k, v in GUARDRAIL.items() if k != "stream_processing_mode"}
+    render(hermes, construct_document(guardrail=ids, **fast))  # Hermes's "async" default
     converse.script(HttpError(403, STREAM_DENIED))
     with pytest.raises(AgentTurnError) as failed:
         turn("Hello")
@@ -320,24 +361,28 @@ def test_when_streaming_is_denied_the_converse_fallback_needs_a_blank_stream_mod
     assert 'Unknown parameter in guardrailConfig: "streamProcessingMode"' in failed.value.result["error"]
     assert [c.operation for c in converse.calls] == ["ConverseStream"]
 
-    render(hermes, construct_document(hermes.workdir, guardrail={**GUARDRAIL, "stream_processing_mode": ""},
-                                      **fast))
+    render(hermes, construct_document(**fast))  # the constructs' blank stream_processing_mode
     converse.script(HttpError(403, STREAM_DENIED), "answered without streaming")
     assert turn("Hello").final_response == "answered without streaming"
     denied, fallback = converse.calls[1:]
     assert (denied.operation, fallback.operation) == ("ConverseStream", "Converse")
     assert fallback.path == "/model/us.amazon.nova-pro-v1%3A0/converse"
-    assert fallback.body["guardrailConfig"] == {"guardrailIdentifier": GUARDRAIL_ID, "guardrailVersion": "3",
-                                                "trace": "disabled"}
+    assert fallback.body["guardrailConfig"] == SENT_GUARDRAIL
 
 
 # --------------------------------------------------------------------------- auxiliary calls
 
 
+@pytest.mark.parametrize("aux_context_length", [None, 128000], ids=["constructs-document", "aux-context-length"])
 def test_compression_summaries_are_sent_without_the_guardrail(
-        hermes: HermesPaths, converse: StubConverseServer) -> None:
-    model = "us.amazon.nova-micro-v1:0"  # 128K in Hermes's table: compresses above ~96K tokens
-    render(hermes, construct_document(hermes.workdir, model=model))
+        hermes: HermesPaths, converse: StubConverseServer, aux_context_length: int | None) -> None:
+    """Compression's auxiliary client resolves its model's window on its own: ``model.context_length``
+    does not reach it, so it probes unless ``auxiliary.compression.context_length`` is set (which the
+    constructs do not render)."""
+    model = "us.amazon.nova-micro-v1:0"  # 128K (the constructs' table): compresses above ~96K tokens
+    extra = {} if aux_context_length is None else {
+        "auxiliary": {"compression": {"context_length": aux_context_length}}}
+    render(hermes, construct_document(model=model, context_length=128000, **extra))
     history: list[dict[str, Any]] = []
     for i in range(16):
         history.append({"role": "user", "content": f"question {i}: " + "lorem ipsum dolor " * 800})
@@ -347,6 +392,8 @@ def test_compression_summaries_are_sent_without_the_guardrail(
 
     assert result.final_response == "stub-reply: And now?"
     assert result.compacted is not None  # Hermes summarised the history
+    probes = [c for c in converse.calls_of("Converse") if is_probe(c)]
+    assert bool(probes) is (aux_context_length is None)
     summaries = [c for c in converse.calls_of("Converse") if not is_probe(c)]
     assert summaries, "no compression summary call"
     for call in summaries:

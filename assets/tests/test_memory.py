@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from helpers import emf_metrics
 from hermes_aws import memory
 from hermes_aws.memory import AgentCoreMemoryProvider, MemorySettings
 from stubs import agentcore_memory_server as stubmod
@@ -241,6 +242,41 @@ def test_service_errors_never_raise(agentcore: StubAgentCoreMemory, capfd: pytes
     assert lines[0]["failed_namespaces"] == 1 and "AccessDenied" in lines[0]["error"]
     assert lines[1]["failed_namespaces"] == 3
     assert "ThrottledException" in lines[2]["error"] and "ResourceNotFound" in lines[4]["error"]
+
+
+def test_every_recall_and_record_line_counts_memory_failures(agentcore: StubAgentCoreMemory,
+                                                              capfd: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The constructs alarm on MemoryFailures (Sum, by Agent): 1 per failed call, 0 per good one."""
+    monkeypatch.setenv("HERMES_AWS_AGENT_NAME", "support-bot")
+    p = provider_for(agentcore, user_id="111")
+    p.prefetch("anything remembered?")
+    agentcore.fail_next("RetrieveMemoryRecords", 403, "AccessDeniedException")
+    p.prefetch("anything remembered?")  # one namespace of three denied: a failed recall
+    p.sync_turn("hello", "hi")
+    agentcore.fail_next("CreateEvent", 404, "ResourceNotFoundException")
+    p.sync_turn("hello", "hi")
+
+    lines = memory_lines(capfd.readouterr().out)
+    assert [(ln["op"], ln["ok"]) for ln in lines] == [
+        ("recall", True), ("recall", False), ("record", True), ("record", False)]
+    for ln in lines:
+        assert emf_metrics(ln) == {"MemoryFailures": ("HermesAgent/Serverless", [["Agent"]],
+                                                      0 if ln["ok"] else 1, "Count")}
+        assert ln["Agent"] == "support-bot"
+
+    monkeypatch.delenv("HERMES_AWS_AGENT_NAME")
+    agentcore.fail_next("CreateEvent", 403, "AccessDeniedException")
+    p.sync_turn("hello", "hi")
+    (line,) = memory_lines(capfd.readouterr().out)
+    assert (line["Agent"], line["MemoryFailures"]) == ("default", 1)  # the worker's default dimension
+
+
+def test_activation_lines_carry_no_metric(agentcore: StubAgentCoreMemory, tmp_path: Path,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    memory.activate(memory_env(agentcore), tmp_path)
+    (line,) = memory_lines(capfd.readouterr().out)
+    assert line["op"] == "activate" and "_aws" not in line and "MemoryFailures" not in line
 
 
 def test_wrong_memory_id_is_reported_not_raised(agentcore: StubAgentCoreMemory,

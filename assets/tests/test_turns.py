@@ -83,6 +83,19 @@ def test_an_answer_is_delivered_charged_and_followed_by_its_after_work(
     assert event["queued_ms"] > 0
 
 
+def test_a_guardrail_block_is_delivered_and_charged_like_an_answer_not_an_error(
+        ctx: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    msg = message("something the guardrail blocks")
+    turns.chat_turn(ctx, msg, info(receive_count=3), lambda target: turns.TurnResult(
+        turns.OUTCOME_GUARDRAIL_BLOCKED, "Blocked by policy.", "s-9", {"input_tokens": 12, "output_tokens": 0}))
+    assert ctx.telegram.sent == ["Blocked by policy."]  # the last attempt, yet no apology
+    assert ctx.ledger.get(msg.dedup_key).status == STATUS_DELIVERED
+    assert ctx.budget.check(msg.actor_id).used == 12
+    (event,) = turn_events(capfd)
+    assert event["outcome"] == "guardrail_blocked" and "error" not in event
+    assert (event["TurnErrors"], event["InputTokens"]) == (0, 12)
+
+
 def test_a_reset_command_skips_the_budget_and_charges_nothing(ctx: Any) -> None:
     ctx.budget.record("telegram:10", 90, 20)  # over the day's 100 tokens
     ran: list[str] = []

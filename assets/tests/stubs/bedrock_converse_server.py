@@ -40,19 +40,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import re
-import threading
 import urllib.parse
-from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from stubs.bedrock_server import event_stream_message
 from stubs.loopback import LoopbackServer, QuietHandler
-from stubs.model_server import DEFAULT_PREFIX, HttpError, Reply, ScriptItem, _normalize
+from stubs.model_server import HttpError, Reply, ScriptedReplies
 
 OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream"}
 ERROR_TYPES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
@@ -133,18 +130,15 @@ def verify_sigv4(method: str, raw_path: str, headers: dict[str, str], payload: b
     return Signature(access_key, date, region, service, tuple(names))
 
 
-class StubConverseServer(LoopbackServer):
+class StubConverseServer(ScriptedReplies, LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, secret_key: str = "testing",
                  service: str = "bedrock", max_input_chars: int = 2_000_000) -> None:
         self.secret_key = secret_key
         self.service = service
         self.max_input_chars = max_input_chars
-        self.calls: list[ConverseCall] = []
         self.rejected: list[tuple[str, str]] = []  # (path, reason): unsigned / badly signed requests
         self.other_requests: list[tuple[str, str]] = []  # (method, path) outside the Converse API
-        self._queue: deque[ScriptItem] = deque()
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
+        self._init_script()
         super().__init__(_make_handler(self), "stub-bedrock-converse", host, port)
 
     @property
@@ -152,27 +146,22 @@ class StubConverseServer(LoopbackServer):
         """For ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``."""
         return self.origin
 
-    def script(self, *items: ScriptItem) -> None:
-        with self._lock:
-            self._queue.extend(items)
-
     @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
+    def calls(self) -> list[ConverseCall]:
+        """Every signed Converse/ConverseStream call, in order, with the reply the stub gave."""
+        return self.recorded
 
     def calls_of(self, operation: str) -> list[ConverseCall]:
         with self._lock:
-            return [c for c in self.calls if c.operation == operation]
+            return [c for c in self.recorded if c.operation == operation]
+
+    def _last_user_text(self, body: dict[str, Any]) -> str:
+        return last_user_text(body)
 
     def _next_reply(self, body: dict[str, Any]) -> Reply | HttpError:
         if _input_chars(body) > self.max_input_chars:
             return HttpError(400, TOO_LONG)
-        with self._lock:
-            item = self._queue.popleft() if self._queue else None
-        if item is None:
-            return Reply(text=DEFAULT_PREFIX + last_user_text(body))
-        return _normalize(item, body)
+        return super()._next_reply(body)
 
 
 def _stop_reason(reply: Reply) -> str:
@@ -240,8 +229,7 @@ def _make_handler(stub: StubConverseServer) -> type[BaseHTTPRequestHandler]:
             call = ConverseCall(OPERATIONS[parts[2]], self.path, urllib.parse.unquote(parts[1]), headers, body,
                                 signature)
             call.reply = reply = stub._next_reply(body)
-            with stub._lock:
-                stub.calls.append(call)
+            stub._record(call)
             if isinstance(reply, HttpError):
                 self._error(reply.status, ERROR_TYPES.get(reply.status, "InternalServerException"), reply.message)
             elif call.operation == "ConverseStream":

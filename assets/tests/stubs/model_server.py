@@ -114,8 +114,9 @@ class ScriptedReplies:
                 super().__init__(_make_handler(self), "stub-thing", host, port)
 
     Scripted items are consumed in order by :meth:`_next_reply`; with none
-    left the reply is ``"stub-reply: <last user text>"``. The handler logs what
-    it received with :meth:`_record` (under ``_lock``, a condition variable).
+    left the reply is ``"stub-reply: <last user text>"`` (:meth:`_last_user_text`,
+    for the stub's request format). The handler logs what it received with
+    :meth:`_record` (under ``_lock``, a condition variable).
     """
 
     #: a user message without text parts is passed over (Anthropic: tool results)
@@ -146,11 +147,15 @@ class ScriptedReplies:
             self.recorded.append(item)
             self._lock.notify_all()
 
+    def _last_user_text(self, body: dict[str, Any]) -> str:
+        """The last user text of a request (OpenAI/Anthropic messages; override for other formats)."""
+        return last_user_text(body, skip_textless=self.skip_textless_user_messages)
+
     def _next_reply(self, body: dict[str, Any]) -> Reply | HttpError:
         with self._lock:
             item = self._queue.popleft() if self._queue else None
         if item is None:
-            return Reply(text=DEFAULT_PREFIX + last_user_text(body, skip_textless=self.skip_textless_user_messages))
+            return Reply(text=DEFAULT_PREFIX + self._last_user_text(body))
         return _normalize(item, body)
 
 
