@@ -278,7 +278,7 @@ class BedrockModel extends AgentModel {
     }
     const contextLength = this.options.contextLength ?? bedrockContextLength(this.modelId);
     return {
-      config: { model: { provider: 'bedrock', default: this.modelId, context_length: contextLength }, bedrock },
+      config: { model: { provider: 'bedrock', default: this.modelId, context_length: contextLength }, bedrock, ...auxiliaryWindow(contextLength) },
       secretEnvironment: {},
     };
   }
@@ -326,8 +326,17 @@ class OpenAiCompatibleModel extends AgentModel {
       model.api_key = `\${${API_KEY_ENV}}`;
       secretEnvironment[API_KEY_ENV] = this.options.apiKey;
     }
-    return { config: { model }, secretEnvironment };
+    return { config: { model, ...auxiliaryWindow(this.options.contextLength) }, secretEnvironment };
   }
+}
+
+/**
+ * Hermes's compression summaries run on an auxiliary client that resolves the
+ * window on its own (`auxiliary.compression.context_length`): the same value,
+ * or it probes the model again.
+ */
+function auxiliaryWindow(contextLength: number | undefined): { [key: string]: any } {
+  return contextLength === undefined ? {} : { auxiliary: { compression: { context_length: contextLength } } };
 }
 
 function bedrockArn(region: string, account: string, resource: string, resourceName: string): string {

@@ -229,7 +229,15 @@ describe('model context length (Hermes model.context_length)', () => {
   test('an OpenAI-compatible model has one only when given', () => {
     const base = { baseUrl: 'https://api.deepseek.com/v1', modelName: 'deepseek-chat' };
     expect(contextLength(AgentModel.openAiCompatible(base))).toBeUndefined();
-    expect(contextLength(AgentModel.openAiCompatible({ ...base, contextLength: 128_000 }))).toBe(128_000);
+    expect(HermesConfig.render({ model: AgentModel.openAiCompatible(base) }).config.auxiliary).toBeUndefined();
+    const given = HermesConfig.render({ model: AgentModel.openAiCompatible({ ...base, contextLength: 128_000 }) }).config;
+    expect(given.model.context_length).toBe(128_000);
+    expect(given.auxiliary).toEqual({ compression: { context_length: 128_000 } });
+  });
+
+  test('compression summaries get the same window (Hermes resolves it separately for its auxiliary client)', () => {
+    const config = HermesConfig.render({ model: AgentModel.bedrock('us.amazon.nova-pro-v1:0', { contextLength: 64_000 }) }).config;
+    expect(config.auxiliary).toEqual({ compression: { context_length: 64_000 } });
   });
 
   test.each([999, 10_000_001, 1.5])('contextLength %d fails synth naming the prop', (value) => {

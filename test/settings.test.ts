@@ -33,6 +33,8 @@ describe('HermesConfig.render defaults', () => {
     expect(config.config).toEqual({
       model: { provider: 'bedrock', default: 'us.anthropic.claude-sonnet-4-6', context_length: 1_000_000 },
       bedrock: { discovery: { enabled: false } },
+      // compression summaries resolve the window separately: same value, no probe
+      auxiliary: { compression: { context_length: 1_000_000 } },
       security: { redact_secrets: true, allow_lazy_installs: false, tirith_enabled: false },
     });
     expect(config.soul).toBeUndefined();
