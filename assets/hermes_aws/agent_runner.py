@@ -92,9 +92,10 @@ message but no reply. Retrying cannot help (the block is deterministic for that
 prompt), so :func:`run_turn` returns a completed turn with ``blocked=True``
 whose answer is the block message alone (the guardrail's configured
 "blocked" text; :data:`BLOCKED_REPLY` when there is none) and whose messages
-are Hermes's plus that answer as the assistant's reply, so the stored
-conversation stays user/assistant. Usage is the agent's running count (the
-blocked call itself is not counted by Hermes).
+are Hermes's plus that answer as the assistant's reply. Callers do not store
+them (:func:`hermes_aws.lambda_worker.run_chat`): a guardrail evaluates every
+message of a request, so a stored blocked message would block every later turn.
+Usage is the agent's running count (the blocked call itself is not counted by Hermes).
 
 Failures: any other turn Hermes gives up on (``failed`` after its own API
 retries, or no final response) raises :class:`AgentTurnError`; nothing of it

@@ -38,7 +38,8 @@ streaming ``response`` body with that ``contentType``)::
        "model": "...", "duration_ms": 1234}
 
 ``guardrail_blocked``: a guardrail blocked the turn and ``reply`` is its
-message (stored and sent like an answer). ``reply`` is null when nothing is to be sent (``silent``: a job answered
+message (sent like an answer and kept in the ledger, but not stored in the
+chat's history). ``reply`` is null when nothing is to be sent (``silent``: a job answered
 Hermes's ``[SILENT]``; ``ignored``: a body that is not a message). A turn the
 container could not run is an HTTP 500 from the container, which the data
 plane turns into a ``RuntimeClientError``; the dispatcher retries it like any

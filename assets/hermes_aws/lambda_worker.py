@@ -91,8 +91,11 @@ Per chat message
    With AgentCore Memory on, Hermes recalls the user's memories before the model
    call and the turn is recorded as an event (user = actor, chat session =
    session) before the invocation ends. A turn a Bedrock guardrail blocked is
-   answered with the guardrail's message and stored like any answer (outcome
-   ``guardrail_blocked``): not an error, so not retried.
+   answered with the guardrail's message (outcome ``guardrail_blocked``): not an
+   error, so not retried. Only the ledger's ``PERSISTED`` record (with that
+   message) is written, none of the turn's messages: a guardrail evaluates every
+   message of a request, so a stored blocked message would block every later
+   turn of the chat.
 6. **Errors**: the record's ``messageId`` is returned in ``batchItemFailures``
    (SQS retries it; FIFO holds the rest of that chat's messages back). Within a
    batch, once a message of a group failed every later message of that group
@@ -138,7 +141,7 @@ from typing import Any
 
 from hermes_aws import events, turns
 from hermes_aws.chats import TypingIndicator  # noqa: F401  (re-exported: the worker's typing indicator)
-from hermes_aws.ledger import UpdateLedger
+from hermes_aws.ledger import AlreadyPersisted, UpdateLedger
 from hermes_aws.sqs_batch import MIN_REMAINING_MS, RecordInfo, process_batch  # noqa: F401  (RecordInfo re-exported)
 from hermes_aws.turns import APOLOGY, NEW_SESSION_REPLY  # noqa: F401  (re-exported: the worker's replies)
 from hermes_aws.turns import RESET_COMMANDS, JobResult, TurnResult, parse_command
@@ -343,7 +346,8 @@ def run_chat(rt: Runtime, message: Any, target: Any) -> TurnResult:
 
     ``/new``, ``/start``, ``/reset`` start a new session; anything else is a
     Hermes turn with "typing..." on ``target``. Either is stored together with
-    the ledger's ``PERSISTED`` record; ``after`` is the work after the reply.
+    the ledger's ``PERSISTED`` record (a turn a guardrail blocked: the record
+    alone); ``after`` is the work after the reply.
     """
     command = parse_command(message.text)
     if command in RESET_COMMANDS:
@@ -384,6 +388,13 @@ def _run_agent_turn(rt: Runtime, message: Any, target: Any, update_key: str) -> 
                 platform=message.channel, chat_id=message.chat_id, chat_type=message.chat_type,
                 user_name=message.user_name, allow_toolsets=rt.allowed_toolsets,
             )
+        if result.blocked:
+            # Guardrails evaluate every message of a request: a stored blocked message would
+            # block each later turn of the chat. Only the reply is recorded (for a redelivery);
+            # the turn (and a compaction made during it) is dropped.
+            rt.ledger.persist(update_key, result.final_response, session_key=session_key,
+                              session_id=meta.session_id)
+            return result, meta
         session_id = new_session_id() if result.compacted is not None else meta.session_id
         record = rt.ledger.persisted_action(update_key, result.final_response,
                                             session_key=session_key, session_id=session_id)
@@ -399,7 +410,7 @@ def _run_agent_turn(rt: Runtime, message: Any, target: Any, update_key: str) -> 
         except ExtraConditionFailed:
             # Another invocation persisted this update meanwhile (visibility timeout ran out
             # during a slow turn): its stored reply wins, ours is dropped.
-            raise RuntimeError(f"{update_key} was persisted by a concurrent invocation") from None
+            raise AlreadyPersisted(update_key) from None
     return result, meta
 
 

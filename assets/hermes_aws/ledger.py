@@ -37,6 +37,14 @@ LEDGER_TTL_SECONDS = 15 * 86400
 MAX_STORED_REPLY_CHARS = 300_000
 
 
+class AlreadyPersisted(RuntimeError):
+    """The update already has a stored reply (or was delivered): another attempt won."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key} was persisted by a concurrent invocation")
+        self.key = key
+
+
 @dataclass
 class UpdateState:
     key: str
@@ -108,9 +116,18 @@ class UpdateLedger:
         }}
 
     def persist(self, key: str, reply: str, *, session_key: str, session_id: str) -> None:
-        """:meth:`persisted_action` on its own (nothing else to store in the same transaction)."""
-        self.client.transact_write_items(TransactItems=[
-            self.persisted_action(key, reply, session_key=session_key, session_id=session_id)])
+        """:meth:`persisted_action` on its own (nothing else to store in the same transaction).
+
+        Raises :class:`AlreadyPersisted` when its condition fails (another attempt stored a reply).
+        """
+        try:
+            self.client.transact_write_items(TransactItems=[
+                self.persisted_action(key, reply, session_key=session_key, session_id=session_id)])
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise AlreadyPersisted(key) from None
+            raise
 
     def record_progress(self, key: str, chunks_sent: int) -> None:
         self.client.update_item(

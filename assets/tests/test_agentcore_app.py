@@ -196,6 +196,38 @@ def test_a_failed_turn_is_an_http_error_and_persists_nothing(harness: Any) -> No
         assert code == 200 and answer["reply"] == "stub-reply: and now?"
 
 
+def test_a_guardrail_block_is_answered_but_not_stored_in_the_history(harness: Any) -> None:
+    """A content-policy block (a guardrail) comes back as ``guardrail_blocked`` with its message,
+    recorded in the ledger only: the chat's history and the warm transcript stay as they were,
+    so the next turn does not send the blocked message again."""
+    from stubs.model_server import Reply
+
+    blocked_text = "Sorry, that is against our policy."
+    process = AgentProcess()
+    with InProcessApp(process) as app:
+        code, _ = invoke(app.origin, chat_body(telegram_update(13, "hello")), chat="telegram:13")
+        assert code == 200
+        harness.model.script(Reply(blocked_text, finish_reason="content_filter"))
+        blocked = telegram_update(13, "something harmful")
+        code, answer = invoke(app.origin, chat_body(blocked), chat="telegram:13")
+        assert (code, answer["outcome"], answer["reply"]) == (200, "guardrail_blocked", blocked_text)
+        assert answer["usage"]["api_calls"] == 1
+        (record,) = table_items(f"UPDATE#telegram:{blocked['update_id']}")
+        assert record["status"]["S"] == "PERSISTED" and record["reply"]["S"] == blocked_text
+        assert record["session_id"]["S"] == answer["session_id"]
+        assert [(m["role"], m["content"]) for m in stored_messages(13)] == [
+            ("user", "hello"), ("assistant", "stub-reply: hello")]
+
+        process.wait_idle()
+        code, answer = invoke(app.origin, chat_body(telegram_update(13, "and now?")), chat="telegram:13")
+        assert (code, answer["outcome"], answer["reply"]) == (200, "answered", "stub-reply: and now?")
+        assert conversation(harness.model.chat_requests[-1]) == [
+            ("user", "hello"), ("assistant", "stub-reply: hello"), ("user", "and now?")]
+        history = process.runtime().sessions
+        assert (history.misses, history.hits) == (1, 2)  # the block left the warm transcript valid
+        assert len(stored_messages(13)) == 4
+
+
 def test_the_container_contract_names() -> None:
     """What the construct and the image rely on."""
     from hermes_aws import agentcore_app

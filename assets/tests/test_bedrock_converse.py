@@ -1,9 +1,10 @@
 """Bedrock guardrails on the Converse path of the pinned hermes-agent (0.19.0), on loopback.
 
 ``AgentModel.bedrock('us.amazon.nova-pro-v1:0', {region, guardrail})`` renders
-``model: {provider: bedrock, default: <id>, context_length: 300000}`` and ``bedrock:
+``model: {provider: bedrock, default: <id>, context_length: 300000}``, ``bedrock:
 {discovery, region, guardrail: {guardrail_identifier, guardrail_version,
-stream_processing_mode: ""}}`` (src/model.ts ``_bind``; :data:`RENDERED` is the
+stream_processing_mode: ""}}`` and ``auxiliary: {compression: {context_length:
+300000}}`` (src/model.ts ``_bind``, ``auxiliaryWindow``; :data:`RENDERED` is the
 whole document). For a non-Claude model Hermes resolves ``api_mode:
 bedrock_converse`` and calls boto3 ``bedrock-runtime`` itself; the stub
 (stubs/bedrock_converse_server.py) speaks that protocol and checks every SigV4
@@ -23,11 +24,13 @@ What Hermes actually sends (asserted below):
   padded multi-megabyte ``Converse`` calls (``inferenceConfig.maxTokens`` 8) to
   discover the window; without it, it does on every cold start;
 * unguarded ``Converse`` calls outside the agent loop: context-compression
-  summaries (auxiliary client);
+  summaries (auxiliary client), which resolve their window on their own: no
+  probe with ``auxiliary.compression.context_length``, one without it;
 * a guardrail intervention (``stopReason: guardrail_intervened``) ends Hermes's
   turn with ``failed: True`` and ``error: "content_policy_blocked: <message>"``
   without a retry; ``hermes_aws.agent_runner`` answers it with the guardrail's
-  message as a completed turn, and the worker delivers that (no retry, no apology);
+  message as a completed turn, and the worker delivers that (no retry, no apology)
+  without storing the blocked turn, so later turns of the chat are not blocked again;
 * when IAM denies streaming, Hermes retries with ``Converse`` and the same
   kwargs, which botocore refuses (``streamProcessingMode`` is not a Converse
   field) unless the config blanks ``stream_processing_mode``, as the constructs do.
@@ -58,7 +61,7 @@ RENDERED: dict[str, Any] = json.loads(
     '{"version":1,"config":{"model":{"provider":"bedrock","default":"us.amazon.nova-pro-v1:0",'
     '"context_length":300000},"bedrock":{"discovery":{"enabled":false},"region":"us-east-1",'
     '"guardrail":{"guardrail_identifier":"abc123","guardrail_version":"1","stream_processing_mode":""}},'
-    '"security":{"redact_secrets":true,"allow_lazy_installs":false,"tirith_enabled":false}},'
+    '"auxiliary":{"compression":{"context_length":300000}},"security":{"redact_secrets":true,"allow_lazy_installs":false,"tirith_enabled":false}},'
     '"soul":null,"projectContext":null,"secretEnv":[]}')
 GUARDRAIL = RENDERED["config"]["bedrock"]["guardrail"]
 #: what Hermes puts in the request for GUARDRAIL (its default fills in ``trace``)
@@ -82,8 +85,9 @@ def construct_document(*, model: str | None = None, context_length: int | None =
     cfg = doc["config"]
     if model is not None:
         cfg["model"]["default"] = model
-    if context_length is not None:
+    if context_length is not None:  # the constructs render it in both places
         cfg["model"]["context_length"] = context_length
+        cfg["auxiliary"]["compression"]["context_length"] = context_length
     if guardrail is None:
         del cfg["bedrock"]["guardrail"]
     else:
@@ -192,6 +196,7 @@ def test_a_nova_turn_sends_the_guardrail_on_every_converse_stream_call(
         hermes: HermesPaths, converse: StubConverseServer, loopback_only: list[str]) -> None:
     written = render(hermes, construct_document())
     assert written["bedrock"]["guardrail"] == GUARDRAIL and written["model"]["context_length"] == 300000
+    assert written["auxiliary"]["compression"]["context_length"] == 300000
     converse.script(ToolCall("todo", {"todos": [{"id": "1", "content": "check", "status": "pending"}]}),
                     "Nova says hi.")
 
@@ -226,6 +231,7 @@ def test_without_context_length_hermes_probes_the_window_with_padded_calls(
     """Why the constructs render ``model.context_length``: a document without it costs this per cold start."""
     doc = construct_document()
     del doc["config"]["model"]["context_length"]
+    del doc["config"]["auxiliary"]
     render(hermes, doc)
 
     assert turn("Hello Nova").final_response == "stub-reply: Hello Nova"
@@ -303,30 +309,37 @@ def test_a_guardrail_intervention_is_answered_with_the_guardrail_message(
     assert converse.pending == 0
 
 
-def test_the_worker_delivers_a_guardrail_block_once_and_keeps_the_conversation(
+def test_the_worker_answers_a_guardrail_block_once_and_keeps_it_out_of_the_history(
         make_serverless: Callable[..., Any], hermetic_hermes: HermesPaths, converse: StubConverseServer,
         capfd: pytest.CaptureFixture[str]) -> None:
     """A blocked message is answered with the guardrail's message on the first receive: one
-    guarded model call, no retry, no apology, nothing dead-lettered; the next message continues
-    the conversation with the block in its history."""
+    guarded model call, no retry, no apology, nothing dead-lettered. Only the ledger keeps the
+    reply; the chat's history does not hold the blocked turn (a guardrail evaluates every message
+    of a request, so a stored one would block every later turn), and later turns do not send it."""
     from hermes_aws.lambda_worker import APOLOGY
-    from stubs.serverless import stored_messages, telegram_update, update_state
+    from stubs.serverless import stored_messages, table_items, telegram_update, update_state
 
     h = make_serverless(settings=construct_document(), max_receive_count=3)
+    h.post(telegram_update(808, "Hello Nova"))
+    h.drain()
+    capfd.readouterr()
     converse.script(Reply(BLOCKED, finish_reason="guardrail_intervened"))
 
     blocked = telegram_update(808, HARMFUL)
     h.post(blocked)
     h.drain()
 
-    assert h.telegram.sent_messages(808) == [BLOCKED]
-    (call,) = converse.calls
+    assert h.telegram.sent_messages(808) == ["stub-reply: Hello Nova", BLOCKED]
+    first, call = converse.calls
     assert call.operation == "ConverseStream" and call.body["guardrailConfig"] == SENT_GUARDRAIL
     assert call.signature.access_key == "testing"  # the worker's (moto) credentials
     state = update_state(blocked["update_id"])
     assert state["status"] == {"S": "DELIVERED"} and state["reply"] == {"S": BLOCKED}
-    assert [(m["role"], m["content"]) for m in stored_messages(808)] == [("user", HARMFUL), ("assistant", BLOCKED)]
-    assert h.dlq_bodies() == [] and h.queue_depth() == 0 and h.invocations == 1
+    history = [("user", "Hello Nova"), ("assistant", "stub-reply: Hello Nova")]
+    assert [(m["role"], m["content"]) for m in stored_messages(808)] == history
+    (meta,) = [i for i in table_items("SESSION#telegram:808") if i["SK"]["S"] == "META"]
+    assert meta["next_seq"] == {"N": "2"} and state["session_id"] == meta["session_id"]  # no empty append
+    assert h.dlq_bodies() == [] and h.queue_depth() == 0 and h.invocations == 2
     lines = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
     (event,) = [e for e in lines if e.get("event") == "turn"]
     assert event["outcome"] == "guardrail_blocked" and event["receive_count"] == 1
@@ -335,11 +348,36 @@ def test_the_worker_delivers_a_guardrail_block_once_and_keeps_the_conversation(
     h.post(telegram_update(808, "Then tell me about green tea"))
     h.drain()
 
-    assert h.telegram.sent_messages(808) == [BLOCKED, "stub-reply: Then tell me about green tea"]
+    assert h.telegram.sent_messages(808) == [
+        "stub-reply: Hello Nova", BLOCKED, "stub-reply: Then tell me about green tea"]
     assert APOLOGY not in h.telegram.sent_messages(808)
     follow_up = converse.calls_of("ConverseStream")[-1]
+    sent = json.dumps(follow_up.body)
+    assert HARMFUL not in sent and BLOCKED not in sent
     assert [(m["role"], [b.get("text") for b in m["content"]]) for m in follow_up.body["messages"]] == [
-        ("user", [HARMFUL]), ("assistant", [BLOCKED]), ("user", ["Then tell me about green tea"])]
+        ("user", ["Hello Nova"]), ("assistant", ["stub-reply: Hello Nova"]),
+        ("user", ["Then tell me about green tea"])]
+    assert [(m["role"], m["content"]) for m in stored_messages(808)] == [
+        *history, ("user", "Then tell me about green tea"),
+        ("assistant", "stub-reply: Then tell me about green tea")]
+
+    # The reply of a block that was recorded but not delivered (the send failed) goes out on the
+    # redelivery from the ledger, without another model call; still nothing reaches the history.
+    converse.script(Reply(BLOCKED, finish_reason="guardrail_intervened"))
+    calls = len(converse.calls)
+    again = telegram_update(808, HARMFUL + ", please")
+    h.telegram.fail_next("sendMessage", 403, description="Forbidden: temporarily")
+    h.post(again)
+    h.drain()
+
+    assert len(converse.calls) == calls + 1  # the first receive only
+    assert h.invocations == 5 and h.dlq_bodies() == [] and h.queue_depth() == 0
+    assert h.telegram.sent_messages(808)[-1] == BLOCKED and h.telegram.sent_messages(808).count(BLOCKED) == 2
+    state = update_state(again["update_id"])
+    assert state["status"] == {"S": "DELIVERED"} and state["reply"] == {"S": BLOCKED}
+    lines = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
+    outcomes = [(e["outcome"], e["receive_count"]) for e in lines if e.get("event") == "turn"]
+    assert outcomes[-2:] == [("error", 1), ("redelivered", 2)]
     assert len(stored_messages(808)) == 4
     assert h.model.chat_requests == []
 
@@ -373,16 +411,20 @@ def test_when_streaming_is_denied_the_converse_fallback_needs_a_blank_stream_mod
 # --------------------------------------------------------------------------- auxiliary calls
 
 
-@pytest.mark.parametrize("aux_context_length", [None, 128000], ids=["constructs-document", "aux-context-length"])
+@pytest.mark.parametrize("aux_window", [True, False], ids=["constructs-document", "without-auxiliary-window"])
 def test_compression_summaries_are_sent_without_the_guardrail(
-        hermes: HermesPaths, converse: StubConverseServer, aux_context_length: int | None) -> None:
+        hermes: HermesPaths, converse: StubConverseServer, aux_window: bool) -> None:
     """Compression's auxiliary client resolves its model's window on its own: ``model.context_length``
-    does not reach it, so it probes unless ``auxiliary.compression.context_length`` is set (which the
-    constructs do not render)."""
+    does not reach it. The constructs render ``auxiliary.compression.context_length`` too, so no probe
+    is sent while compressing; without that key (not the constructs' document) the probe comes back."""
     model = "us.amazon.nova-micro-v1:0"  # 128K (the constructs' table): compresses above ~96K tokens
-    extra = {} if aux_context_length is None else {
-        "auxiliary": {"compression": {"context_length": aux_context_length}}}
-    render(hermes, construct_document(model=model, context_length=128000, **extra))
+    doc = construct_document(model=model, context_length=128000)
+    if not aux_window:
+        del doc["config"]["auxiliary"]
+    written = render(hermes, doc)
+    assert written["model"]["context_length"] == 128000
+    assert written.get("auxiliary", {}).get("compression", {}).get("context_length") == (
+        128000 if aux_window else None)
     history: list[dict[str, Any]] = []
     for i in range(16):
         history.append({"role": "user", "content": f"question {i}: " + "lorem ipsum dolor " * 800})
@@ -392,8 +434,8 @@ def test_compression_summaries_are_sent_without_the_guardrail(
 
     assert result.final_response == "stub-reply: And now?"
     assert result.compacted is not None  # Hermes summarised the history
-    probes = [c for c in converse.calls_of("Converse") if is_probe(c)]
-    assert bool(probes) is (aux_context_length is None)
+    probes = [c for c in converse.calls if is_probe(c)]
+    assert bool(probes) is not aux_window
     summaries = [c for c in converse.calls_of("Converse") if not is_probe(c)]
     assert summaries, "no compression summary call"
     for call in summaries:

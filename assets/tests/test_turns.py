@@ -132,6 +132,21 @@ def test_a_stored_reply_is_sent_again_without_running_and_a_delivered_one_not_at
     assert ctx.telegram.sent == ["stored"] and hooks == ["redelivered"]
 
 
+def test_a_reply_is_persisted_once_unless_the_attempt_apologised(ctx: Any) -> None:
+    from hermes_aws.ledger import AlreadyPersisted
+
+    msg = message("twice")
+    ctx.ledger.persist(msg.dedup_key, "first", session_key=msg.session_key, session_id="s-1")
+    with pytest.raises(AlreadyPersisted, match=msg.dedup_key):  # a concurrent attempt's reply wins
+        ctx.ledger.persist(msg.dedup_key, "second", session_key=msg.session_key, session_id="s-1")
+    assert ctx.ledger.get(msg.dedup_key).reply == "first"
+
+    other = message("redriven", chat=2)
+    assert ctx.ledger.claim_apology(other.dedup_key)
+    ctx.ledger.persist(other.dedup_key, "after the redrive", session_key=other.session_key, session_id="s-2")
+    assert ctx.ledger.get(other.dedup_key).pending_reply == "after the redrive"
+
+
 def test_the_last_failed_attempt_apologises_once_and_reports_the_error_kind(
         ctx: Any, capfd: pytest.CaptureFixture[str]) -> None:
     msg = message("fails")
