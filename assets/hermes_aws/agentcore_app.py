@@ -32,8 +32,8 @@ before, replies, apology, metrics after):
 2. A chat message (:func:`hermes_aws.chats.parse_queue_body`): ``/new``,
    ``/start``, ``/reset`` start a new session; anything else is a Hermes turn
    (workspace pull, history, :func:`hermes_aws.agent_runner.run_turn`, the new
-   messages and the ledger's ``PERSISTED`` record in one DynamoDB transaction),
-   exactly as the worker runs it. A fired ``hermes.cron`` job runs through the
+   messages and the ledger's ``PERSISTED`` record in one DynamoDB transaction;
+   a guardrail-blocked turn records only the ledger), exactly as the worker runs it. A fired ``hermes.cron`` job runs through the
    cron bridge and is recorded the same way.
 3. The answer goes back at once; the work after the turn runs in a background
    thread that holds the turn lock (the next turn waits for it) and keeps
