@@ -199,7 +199,9 @@ describe('HermesAgentCoreAgent: the AgentCore runtime', () => {
     expect(env.HERMES_AWS_SKILLS_PREFIX).toBe('skills/');
     expect(env.HERMES_AWS_MEMORIES_PREFIX).toBe('memories/');
     expect(env.HERMES_AWS_HISTORY_MAX_MESSAGES).toBe('200');
-    expect(env.HERMES_AWS_MAX_RECEIVE_COUNT).toBe('3');
+    // attempts, budgets and prices are the dispatcher's business
+    expect(env.HERMES_AWS_MAX_RECEIVE_COUNT).toBeUndefined();
+    expect(env.HERMES_AWS_TOKEN_PRICES).toBeUndefined();
     expect(env.HERMES_AWS_AGENT_NAME).toBe('Defaults/Agent');
     expect(env.HERMES_AWS_SCHEDULE_GROUP).toEqual(defaults.stack.resolve(defaults.agent.scheduleGroup!.scheduleGroupName));
     expect(env.HERMES_AWS_SCHEDULER_ROLE_ARN).toEqual({ 'Fn::GetAtt': [lid(defaults.agent.schedulerRole!), 'Arn'] });
@@ -434,12 +436,13 @@ describe('HermesAgentCoreAgent props', () => {
     expect(propsOf(tuned, tuned.agent.queue).VisibilityTimeout).toBe(6 * 660);
   });
 
-  test('sessionTtl, historyMaxMessages, maxReceiveCount, dailyTokenBudget, tokenPrices reach runtime and dispatcher', () => {
+  test('sessionTtl and historyMaxMessages reach the runtime; maxReceiveCount, dailyTokenBudget, tokenPrices the dispatcher', () => {
     const env = runtimeEnv(tuned);
     expect(env.HERMES_AWS_SESSION_TTL_DAYS).toBe('30');
     expect(env.HERMES_AWS_HISTORY_MAX_MESSAGES).toBe('100');
-    expect(env.HERMES_AWS_MAX_RECEIVE_COUNT).toBe('5');
+    expect([env.HERMES_AWS_MAX_RECEIVE_COUNT, env.HERMES_AWS_DAILY_TOKEN_BUDGET, env.HERMES_AWS_TOKEN_PRICES]).toEqual([undefined, undefined, undefined]);
     const d = dispatcherEnv(tuned);
+    expect(d.HERMES_AWS_SESSION_TTL_DAYS).toBeUndefined();
     expect(d.HERMES_AWS_MAX_RECEIVE_COUNT).toBe('5');
     expect(d.HERMES_AWS_DAILY_TOKEN_BUDGET).toBe('200000');
     expect(JSON.parse(d.HERMES_AWS_TOKEN_PRICES)).toEqual({ inputPerMillion: 0.5, outputPerMillion: 1.5 });
@@ -582,9 +585,15 @@ describe('HermesAgentCoreAgent validation', () => {
       'HermesAgentCoreAgentProps.environment must not set HERMES_AWS_TABLE: the construct sets it');
     expectPropError(() => newAgent({ environment: { HERMES_HOME: '/data' } }),
       'HermesAgentCoreAgentProps.environment must not set HERMES_HOME: the construct sets it');
+    // a variable the construct fills from a secret (the model's API key)
+    const withKey = (environment: { [name: string]: string }) => newAgent({ environment }, (stack) => ({
+      model: AgentModel.openAiCompatible({ baseUrl: 'https://api.example.com/v1', modelName: 'm', apiKey: new secretsmanager.Secret(stack, 'K') }),
+    }));
+    expectPropError(() => withKey({ HERMES_MODEL_API_KEY: 'plain' }),
+      'HermesAgentCoreAgentProps.environment must not set HERMES_MODEL_API_KEY: the construct sets it');
     const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`VAR_${i}`, 'x']));
     expectPropError(() => newAgent({ environment: many }),
-      'HermesAgentCoreAgentProps.environment has too many variables: AgentCore allows 50 per runtime and the construct sets 13');
+      'HermesAgentCoreAgentProps.environment has too many variables: AgentCore allows 50 per runtime and the construct sets 11');
   });
 
   test('vpcSubnets and securityGroups need vpc', () => {

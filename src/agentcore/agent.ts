@@ -146,7 +146,7 @@ export class HermesAgentCoreAgent extends HermesServerlessAgentBase {
     const environment = this._agentEnvironment({ channelTokens: false });
     for (const [name, value] of Object.entries(props.environment ?? {})) {
       checkPattern(`${PROPS}.environment`, name, ENV_NAME, 'keyed by names of letters, digits and "_" that do not start with a digit (at most 100 characters)');
-      if (name.startsWith('HERMES_AWS_') || name === 'HERMES_HOME' || environment[name] !== undefined) {
+      if (name.startsWith('HERMES_AWS_') || name === 'HERMES_HOME' || name in core.hermesConfig.secretEnvironment) {
         throw new PropError(`${PROPS}.environment`, `must not set ${name}: the construct sets it`);
       }
       environment[name] = value;
@@ -205,10 +205,7 @@ export class HermesAgentCoreAgent extends HermesServerlessAgentBase {
         HERMES_AWS_AGENT_RUNTIME_ARN: this.runtime.agentRuntimeArn,
         HERMES_AWS_INVOKE_TIMEOUT_SECONDS: String(turnTimeout.toSeconds()),
         HERMES_AWS_QUEUE_URL: core.queue.queueUrl,
-        ...pick(core.agentEnvironment(), [
-          'HERMES_AWS_TABLE', ...Object.keys(core.channelEnvironment()), 'HERMES_AWS_MAX_RECEIVE_COUNT', 'HERMES_AWS_DAILY_TOKEN_BUDGET',
-          'HERMES_AWS_TOKEN_PRICES', 'HERMES_AWS_AGENT_NAME',
-        ]),
+        ...core.consumerEnvironment(),
       },
     });
     this.dispatcherFunction.addEventSource(new lambdaEvents.SqsEventSource(core.queue, {
@@ -302,6 +299,3 @@ function checkRuntimeProps(props: HermesAgentCoreAgentProps | undefined): { turn
   return { turnTimeout, idleTimeout, maxLifetime };
 }
 
-function pick(values: { [name: string]: string }, names: string[]): { [name: string]: string } {
-  return Object.fromEntries(names.filter((n) => values[n] !== undefined).map((n) => [n, values[n]]));
-}

@@ -71,8 +71,9 @@ export interface ServerlessCoreOptions {
 /** What runs Hermes turns may use besides the stores, the settings and the model. */
 export interface AgentGrantOptions {
   /**
-   * The channels' bot tokens: false when something else (a dispatcher)
-   * replies on the channels.
+   * Whether the process also consumes the queue and replies on the channels
+   * (the Lambda worker): the bot tokens, ledger, budgets. False when a
+   * dispatcher does that (AgentCore).
    * @default true
    */
   readonly channelTokens?: boolean;
@@ -288,25 +289,36 @@ export class ServerlessCore {
 
   /**
    * Environment of whatever runs Hermes turns (worker, AgentCore runtime):
-   * settings, stores, channel bot tokens (unless `channelTokens` is false),
-   * secrets, history and TTL, budgets and prices.
+   * settings, stores, secrets, history and TTL.
    */
-  public agentEnvironment(options: AgentGrantOptions = {}): { [name: string]: string } {
+  public agentEnvironment(): { [name: string]: string } {
     const secretArns: { [env: string]: string } = {};
     for (const [name, secret] of Object.entries(this.hermesConfig.secretEnvironment)) secretArns[name] = secret.secretArn;
     const o = this.options;
-    const prices = this.tokenPrices;
     return {
       HERMES_AWS_SETTINGS_S3: `s3://${this.knowledgeBucket.bucket.bucketName}/${this.settingsKey}`,
       HERMES_AWS_TABLE: this.table.tableName,
       HERMES_AWS_BUCKET: this.knowledgeBucket.bucket.bucketName,
       HERMES_AWS_SKILLS_PREFIX: KnowledgeBucket.SKILLS_PREFIX,
       HERMES_AWS_MEMORIES_PREFIX: MEMORIES_PREFIX,
-      ...((options.channelTokens ?? true) ? this.channelEnvironment() : {}),
       HERMES_AWS_SECRET_ARNS: Stack.of(this.scope).toJsonString(secretArns),
-      HERMES_AWS_MAX_RECEIVE_COUNT: String(o.maxReceiveCount),
       HERMES_AWS_HISTORY_MAX_MESSAGES: String(o.historyMaxMessages),
       ...(o.sessionTtl ? { HERMES_AWS_SESSION_TTL_DAYS: String(o.sessionTtl.toDays()) } : {}),
+      HERMES_AWS_AGENT_NAME: this.agentName,
+    };
+  }
+
+  /**
+   * Environment of whatever consumes the queue and replies (worker,
+   * dispatcher): the ledger's table, bot tokens, attempts, budgets and prices.
+   */
+  public consumerEnvironment(): { [name: string]: string } {
+    const o = this.options;
+    const prices = this.tokenPrices;
+    return {
+      HERMES_AWS_TABLE: this.table.tableName,
+      ...this.channelEnvironment(),
+      HERMES_AWS_MAX_RECEIVE_COUNT: String(o.maxReceiveCount),
       ...(o.dailyTokenBudget !== undefined ? { HERMES_AWS_DAILY_TOKEN_BUDGET: String(o.dailyTokenBudget) } : {}),
       ...(prices ? {
         HERMES_AWS_TOKEN_PRICES: Stack.of(this.scope).toJsonString({

@@ -308,7 +308,7 @@ export abstract class HermesServerlessAgentBase extends Construct implements iam
 
   /**
    * Failed calls to the AgentCore memory (recall before a turn, record after
-   * it), counted from the runtime's log. The turn goes on without them.
+   * it), counted by the runtime as an embedded metric. The turn goes on without them.
    */
   public metricMemoryFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this._core.metric('MemoryFailures', props);
@@ -347,13 +347,15 @@ export abstract class HermesServerlessAgentBase extends Construct implements iam
   }
 
   /**
-   * Environment of what runs Hermes turns: stores, settings, budgets, and
-   * the scheduled jobs' and the memory's variables when they are on.
+   * Environment of what runs Hermes turns: stores, settings, the scheduled
+   * jobs' and the memory's variables when they are on, and (when it also
+   * consumes the queue) the consumer's: tokens, attempts, budgets.
    * @internal
    */
   protected _agentEnvironment(options: AgentGrantOptions): { [name: string]: string } {
     return {
-      ...this._core.agentEnvironment(options),
+      ...this._core.agentEnvironment(),
+      ...((options.channelTokens ?? true) ? this._core.consumerEnvironment() : {}),
       ...(this._schedules ? this._schedules.environment() : {}),
       ...(this.memory ? this.memory._environment() : {}),
     };
