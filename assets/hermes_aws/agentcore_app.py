@@ -34,7 +34,11 @@ before, replies, apology, metrics after):
    (workspace pull, history, :func:`hermes_aws.agent_runner.run_turn`, the new
    messages and the ledger's ``PERSISTED`` record in one DynamoDB transaction;
    a guardrail-blocked turn records only the ledger), exactly as the worker runs it. A fired ``hermes.cron`` job runs through the
-   cron bridge and is recorded the same way.
+   cron bridge and is recorded the same way. Under the turn lock the ledger is
+   read first: a message an earlier attempt already answered (a dispatcher
+   retry after its invocation timed out, waiting for the first turn) is
+   answered ``stored`` with that reply, or ``ignored`` once delivered, and
+   nothing runs again.
 3. The answer goes back at once; the work after the turn runs in a background
    thread that holds the turn lock (the next turn waits for it) and keeps
    ``/ping`` busy. On SIGTERM (the session ends) uvicorn stops serving and the
@@ -287,6 +291,9 @@ class AgentProcess:
         from hermes_aws import lambda_worker
         from hermes_aws.chats import ReplyTarget
 
+        stored = self._stored(rt, message.dedup_key)
+        if stored is not None:
+            return stored, None
         # The dispatcher shows "typing..." while it waits; nothing to show from here.
         result = lambda_worker.run_chat(rt, message, ReplyTarget())
         extra = dict(result.fields)
@@ -294,9 +301,27 @@ class AgentProcess:
             extra["usage"] = result.usage
         return contract.answer(result.outcome, result.reply, session_id=result.session_id, **extra), result.after
 
+    @staticmethod
+    def _stored(rt: Any, key: str) -> dict[str, Any] | None:
+        """The answer for a message an earlier attempt already answered (read under the turn lock).
+
+        A dispatcher retry after its invocation timed out waits here for the
+        first turn; it gets that turn's stored reply instead of running the turn again.
+        """
+        state = rt.ledger.get(key)
+        if state.delivered:
+            return contract.answer(contract.OUTCOME_IGNORED, reason="already delivered", session_id=state.session_id)
+        if state.pending_reply is not None:
+            return contract.answer(contract.OUTCOME_STORED, state.pending_reply, session_id=state.session_id,
+                                   chunks_sent=state.chunks_sent)
+        return None
+
     def _cron(self, rt: Any, fired: Any) -> tuple[dict[str, Any], Callable[[], None] | None]:
         from hermes_aws import lambda_worker
 
+        stored = self._stored(rt, fired.dedup_key)
+        if stored is not None:
+            return stored, None
         result = lambda_worker.run_job(rt, fired)
         if not result.ran:
             return contract.answer(contract.OUTCOME_IGNORED, reason=result.reason), \

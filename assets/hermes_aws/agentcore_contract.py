@@ -33,13 +33,16 @@ Answer
 The container answers ``application/json`` (the data plane returns it as the
 streaming ``response`` body with that ``contentType``)::
 
-      {"version": 1, "outcome": "answered" | "guardrail_blocked" | "new_session" | "silent" | "ignored",
+      {"version": 1, "outcome": "answered" | "guardrail_blocked" | "new_session" | "silent" | "stored" | "ignored",
        "reply": "<text to send>" | null, "session_id": "...", "usage": {...},
        "model": "...", "duration_ms": 1234}
 
 ``guardrail_blocked``: a guardrail blocked the turn and ``reply`` is its
 message (sent like an answer and kept in the ledger, but not stored in the
-chat's history). ``reply`` is null when nothing is to be sent (``silent``: a job answered
+chat's history). ``stored``: an earlier attempt already ran the turn (a
+dispatcher retry that reached the container while the first turn ran);
+``reply`` is its stored text, ``chunks_sent`` how much of it went out, and
+nothing ran again. An already delivered message is ``ignored``. ``reply`` is null when nothing is to be sent (``silent``: a job answered
 Hermes's ``[SILENT]``; ``ignored``: a body that is not a message). A turn the
 container could not run is an HTTP 500 from the container, which the data
 plane turns into a ``RuntimeClientError``; the dispatcher retries it like any
@@ -67,8 +70,9 @@ SESSION_ID_MIN, SESSION_ID_MAX = 33, 256
 CRON_USER = "cron"
 
 OUTCOME_SILENT = "silent"
+OUTCOME_STORED = "stored"
 OUTCOMES = frozenset({OUTCOME_ANSWERED, OUTCOME_GUARDRAIL_BLOCKED, OUTCOME_NEW_SESSION, OUTCOME_SILENT,
-                      OUTCOME_IGNORED})
+                      OUTCOME_STORED, OUTCOME_IGNORED})
 
 
 class ContractError(ValueError):

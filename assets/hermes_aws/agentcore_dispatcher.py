@@ -69,7 +69,6 @@ INVOKE_TIMEOUT_ENV = "HERMES_AWS_INVOKE_TIMEOUT_SECONDS"
 QUEUE_URL_ENV = "HERMES_AWS_QUEUE_URL"
 TABLE_ENV = "HERMES_AWS_TABLE"
 MAX_RECEIVE_ENV = "HERMES_AWS_MAX_RECEIVE_COUNT"
-AGENT_NAME_ENV = events.AGENT_NAME_ENV
 DEFAULT_INVOKE_TIMEOUT = 840.0
 CONNECT_TIMEOUT = 10.0
 
@@ -90,7 +89,6 @@ class InvocationError(RuntimeError):
 class Dispatcher:
     """Everything one dispatcher sandbox sets up once."""
 
-    environ: Mapping[str, str]
     runtime_arn: str
     qualifier: str | None
     client: Any  # boto3 bedrock-agentcore
@@ -190,7 +188,7 @@ def cold_start(environ: Mapping[str, str]) -> Dispatcher:
     ddb = boto3.client("dynamodb")
     secrets = SecretCache(client=make_client())
     d = Dispatcher(
-        environ=environ, runtime_arn=arn, qualifier=(environ.get(QUALIFIER_ENV) or "").strip() or None,
+        runtime_arn=arn, qualifier=(environ.get(QUALIFIER_ENV) or "").strip() or None,
         client=client, ledger=UpdateLedger(table, ddb), senders=Senders(secrets, environ),
         budget=TokenBudget.from_env(environ, client=ddb), sqs=boto3.client("sqs"),
         queue_url=(environ.get(QUEUE_URL_ENV) or "").strip() or None,
@@ -246,7 +244,8 @@ def dispatch_chat(d: Dispatcher, body: Mapping[str, Any], message: Any, info: Re
             answer = d.invoke(body, chat=message.group_id, user=message.actor_id, info=info)
         return TurnResult(answer["outcome"], answer.get("reply"), answer.get("session_id"),
                           dict(answer.get("usage") or {}),
-                          fields={"model": answer.get("model"), "runtime_ms": answer.get("duration_ms")})
+                          fields={"model": answer.get("model"), "runtime_ms": answer.get("duration_ms")},
+                          start_chunk=int(answer.get("chunks_sent") or 0))
 
     turns.chat_turn(d, message, info, run, received_at=body.get("received_at"))
 
@@ -258,6 +257,7 @@ def dispatch_cron(d: Dispatcher, body: Mapping[str, Any], fired: Any, info: Reco
         if answer["outcome"] == contract.OUTCOME_IGNORED:
             return JobResult(False, reason=answer.get("reason"))
         return JobResult(True, text=answer.get("reply") or "", silent=answer["outcome"] == contract.OUTCOME_SILENT,
-                         success=answer.get("success"), error=answer.get("error"))
+                         success=answer.get("success"), error=answer.get("error"),
+                         start_chunk=int(answer.get("chunks_sent") or 0))
 
     turns.job_tick(d, fired, info, run)

@@ -28,8 +28,7 @@ that started concurrently are not stopped; the next one is refused with
 
 Metrics: :func:`turn_metric_fields` builds the embedded-metric-format block of
 the worker's ``turn`` event with two dimension sets ([Agent] for every metric,
-[Agent, User] for tokens and cost), which :func:`hermes_aws.events.emf_fields`
-(one dimension set) cannot express.
+[Agent, User] for tokens and cost) with :func:`hermes_aws.events.emf_fields_multi`.
 """
 
 from __future__ import annotations
@@ -37,11 +36,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+
+from hermes_aws import events
 
 BUDGET_ENV = "HERMES_AWS_DAILY_TOKEN_BUDGET"
 PRICES_ENV = "HERMES_AWS_TOKEN_PRICES"
@@ -51,7 +52,6 @@ TABLE_ENV = "HERMES_AWS_TABLE"
 TTL_ATTRIBUTE = "expires_at"
 #: counters are kept this long after their day ends
 TTL_DAYS_AFTER = 3
-METRIC_NAMESPACE = "HermesAgent/Serverless"
 
 
 # --------------------------------------------------------------------------- configuration
@@ -248,49 +248,9 @@ def exceeded_message(status: BudgetStatus, *, now: datetime | None = None) -> st
 
 # --------------------------------------------------------------------------- metrics
 
-Metric = tuple[float, str]  # (value, unit)
-
-
-def emf_fields_multi(namespace: str, dimensions: Mapping[str, str],
-                     groups: Sequence[tuple[Sequence[Sequence[str]], Mapping[str, Metric]]],
-                     *, timestamp_ms: int | None = None) -> dict[str, Any]:
-    """EMF fields with one ``CloudWatchMetrics`` directive per ``(dimension sets, metrics)`` group.
-
-    ``dimensions`` holds every dimension's value (name -> value); each group
-    publishes its metrics under each of its dimension sets (lists of names from
-    ``dimensions``). A metric must appear in one group only. Returns
-    ``{"_aws": {...}, **dimensions, **metric values}`` to merge into an
-    :func:`hermes_aws.events.emit` call.
-    """
-    directives: list[dict[str, Any]] = []
-    values: dict[str, float] = {}
-    for dimension_sets, metrics in groups:
-        if not metrics:
-            continue
-        for dims in dimension_sets:
-            missing = [d for d in dims if d not in dimensions]
-            if missing:
-                raise ValueError(f"dimension(s) {missing} have no value")
-        for name, (value, _) in metrics.items():
-            if name in values:
-                raise ValueError(f"metric {name} appears in more than one group")
-            values[name] = value
-        directives.append({
-            "Namespace": namespace,
-            "Dimensions": [list(d) for d in dimension_sets],
-            "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
-        })
-    return {
-        "_aws": {"Timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
-                 "CloudWatchMetrics": directives},
-        **dimensions,
-        **values,
-    }
-
-
 def turn_metric_fields(agent: str, user: str | None, *, duration_ms: float, error: bool,
                        input_tokens: int, output_tokens: int, cost_usd: float,
-                       budget_exceeded: bool, namespace: str = METRIC_NAMESPACE) -> dict[str, Any]:
+                       budget_exceeded: bool, namespace: str = events.METRIC_NAMESPACE) -> dict[str, Any]:
     """The EMF block of a worker ``turn`` event.
 
     ``TurnDuration`` (ms), ``TurnErrors`` and ``BudgetExceeded`` (count) by
@@ -303,7 +263,7 @@ def turn_metric_fields(agent: str, user: str | None, *, duration_ms: float, erro
     if user:
         dimensions["User"] = user
         usage_sets.append(["Agent", "User"])
-    return emf_fields_multi(namespace, dimensions, [
+    return events.emf_fields_multi(namespace, dimensions, [
         ([["Agent"]], {
             "TurnDuration": (duration_ms, "Milliseconds"),
             "TurnErrors": (int(error), "Count"),

@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 MAX_TEXT = 400  # characters kept of any free-text field
 GATEWAY_ID_ENV = "HERMES_AWS_GATEWAY_ID"
 AGENT_NAME_ENV = "HERMES_AWS_AGENT_NAME"  # the ``Agent`` dimension of the serverless shapes' metrics
+#: the CloudWatch namespace of the serverless shapes' embedded metrics
+METRIC_NAMESPACE = "HermesAgent/Serverless"
 
 
 def agent_name(environ: Mapping[str, str] | None = None) -> str:
@@ -70,9 +72,10 @@ def emit(event: str, /, out: TextIO | None = None, **fields: Any) -> dict[str, A
     return json.loads(line)
 
 
-def emf_fields(
-    namespace: str, dimensions: Mapping[str, str], metrics: Mapping[str, tuple[float, str]],
-) -> dict[str, Any]:
+Metric = tuple[float, str]  # (value, unit)
+
+
+def emf_fields(namespace: str, dimensions: Mapping[str, str], metrics: Mapping[str, Metric]) -> dict[str, Any]:
     """Fields that make an event line a CloudWatch embedded-metric-format (EMF) record.
 
     ``metrics`` maps metric name -> ``(value, unit)``; every metric is published
@@ -80,15 +83,41 @@ def emf_fields(
     Returns ``{"_aws": {...}, **dimensions, **metric values}`` to merge into an
     :func:`emit` call.
     """
+    return emf_fields_multi(namespace, dimensions, [([list(dimensions)], metrics)])
+
+
+def emf_fields_multi(namespace: str, dimensions: Mapping[str, str],
+                     groups: Sequence[tuple[Sequence[Sequence[str]], Mapping[str, Metric]]],
+                     *, timestamp_ms: int | None = None) -> dict[str, Any]:
+    """EMF fields with one ``CloudWatchMetrics`` directive per ``(dimension sets, metrics)`` group.
+
+    ``dimensions`` holds every dimension's value (name -> value); each group
+    publishes its metrics under each of its dimension sets (lists of names from
+    ``dimensions``). A metric must appear in one group only; a group without
+    metrics is left out. Returns ``{"_aws": {...}, **dimensions, **metric
+    values}`` to merge into an :func:`emit` call.
+    """
+    directives: list[dict[str, Any]] = []
+    values: dict[str, float] = {}
+    for dimension_sets, metrics in groups:
+        if not metrics:
+            continue
+        for dims in dimension_sets:
+            missing = [d for d in dims if d not in dimensions]
+            if missing:
+                raise ValueError(f"dimension(s) {missing} have no value")
+        for name, (value, _) in metrics.items():
+            if name in values:
+                raise ValueError(f"metric {name} appears in more than one group")
+            values[name] = value
+        directives.append({
+            "Namespace": namespace,
+            "Dimensions": [list(d) for d in dimension_sets],
+            "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+        })
     return {
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [list(dimensions)],
-                "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
-            }],
-        },
+        "_aws": {"Timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
+                 "CloudWatchMetrics": directives},
         **dimensions,
-        **{name: value for name, (value, _) in metrics.items()},
+        **values,
     }

@@ -101,14 +101,12 @@ SLACK_SIGNING_SECRET_ARN_ENV = "HERMES_AWS_SLACK_SIGNING_SECRET_ARN"
 SLACK_ALLOWED_USERS_ENV = "HERMES_AWS_SLACK_ALLOWED_USERS"
 SLACK_ALLOW_ALL_ENV = "HERMES_AWS_SLACK_ALLOW_ALL"
 MAX_BODY_ENV = "HERMES_AWS_MAX_BODY_BYTES"
-AGENT_NAME_ENV = events.AGENT_NAME_ENV
 
 DEFAULT_MAX_BODY_BYTES = 65536
 ROUTE = "/telegram"
 SOURCE = "telegram"
 SLACK_ROUTE = "/slack"
 EVENT = "ingress"
-METRIC_NAMESPACE = "HermesAgent/Serverless"
 METRICS = {  # outcome -> metric name
     "accepted": "IngressAccepted",
     "rejected": "IngressRejected",
@@ -224,13 +222,11 @@ def _slack(raw: bytes, headers: dict[str, Any], log: dict[str, Any]) -> _Result:
         log.update(retry=retry.num, retry_reason=events.short(retry.reason, 40) if retry.reason else None)
 
     # 3. signature, on the raw bytes, before anything is parsed or answered
-    timestamp = slack.header_value(headers, slack.TIMESTAMP_HEADER)
-    if timestamp is None or slack.header_value(headers, slack.SIGNATURE_HEADER) is None:
-        raise _Result(401, "rejected", "missing Slack signature")
-    signing_secret = _secret(SLACK_SIGNING_SECRET_ARN_ENV, "signing secret")
-    if not slack.verify_signature(headers, raw, signing_secret):
-        stale = not timestamp.strip().isdigit() or abs(time.time() - int(timestamp.strip())) > slack.MAX_SIGNATURE_AGE
-        raise _Result(403, "rejected", "stale Slack signature timestamp" if stale else "wrong Slack signature")
+    if any(slack.header_value(headers, h) is None for h in (slack.TIMESTAMP_HEADER, slack.SIGNATURE_HEADER)):
+        raise _Result(401, "rejected", slack.SIGNATURE_MISSING)  # before the secret is fetched
+    problem = slack.signature_problem(headers, raw, _secret(SLACK_SIGNING_SECRET_ARN_ENV, "signing secret"))
+    if problem is not None:
+        raise _Result(403, "rejected", problem)
 
     # 4. JSON object
     payload = _json_object(raw)
@@ -309,11 +305,12 @@ def _secret(env: str, what: str) -> str:
         value = secret_cache().get(arn)
     except SecretError as exc:
         raise _Result(500, "error", f"{what} unavailable: {exc.code}") from None
-    if not value.strip():
+    value = value.strip()  # a secret pasted with a trailing newline
+    if not value:
         raise _Result(500, "error", f"{what} is empty")
     if is_placeholder(value):
         raise _Result(500, "error", f"{what} still holds the placeholder value")
-    return value.strip() if env == SLACK_SIGNING_SECRET_ARN_ENV else value
+    return value
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -390,7 +387,7 @@ def _emit(result: _Result, log: dict[str, Any], context: Any, started: float) ->
     request_id = getattr(context, "aws_request_id", None)
     if request_id:
         fields["request_id"] = str(request_id)
-    fields.update(events.emf_fields(METRIC_NAMESPACE, {"Agent": agent}, {
+    fields.update(events.emf_fields(events.METRIC_NAMESPACE, {"Agent": agent}, {
         name: (int(outcome == result.outcome), "Count") for outcome, name in METRICS.items()
     }))
     try:

@@ -135,7 +135,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,6 @@ TABLE_ENV = "HERMES_AWS_TABLE"
 CRON_SOURCE = "hermes.cron"
 SECRET_ARNS_ENV = "HERMES_AWS_SECRET_ARNS"
 MAX_RECEIVE_ENV = "HERMES_AWS_MAX_RECEIVE_COUNT"
-AGENT_NAME_ENV = events.AGENT_NAME_ENV
 DEFAULT_HOME = "/tmp/hermes"
 DEFAULT_MAX_RECEIVE = 3
 
@@ -168,7 +167,6 @@ class Runtime:
 
     environ: Mapping[str, str]
     home: Path
-    context_dir: Path
     settings: Any
     sessions: Any
     ledger: UpdateLedger
@@ -179,8 +177,6 @@ class Runtime:
     senders: Any = None  # hermes_aws.chats.Senders
     cron: Any = None  # hermes_aws.cron_bridge.CronBridge, when scheduled jobs are enabled
     budget: Any = None  # hermes_aws.budgets.TokenBudget (enabled with a daily limit; prices for costs)
-    memory: Any = None  # hermes_aws.memory.MemorySettings, when AgentCore Memory is on
-    init_timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def allowed_toolsets(self) -> tuple[str, ...]:
@@ -246,11 +242,11 @@ def cold_start(environ: Any = None, *, import_hermes: bool = True) -> Runtime:
         preimport_hermes(settings.config)
         timings["hermes_import"] = (time.perf_counter() - t0) * 1000
     rt = Runtime(
-        environ=env, home=home, context_dir=prepared.context_dir, settings=settings,
+        environ=env, home=home, settings=settings,
         sessions=sessions, ledger=UpdateLedger(sessions.table, ddb), workspace=workspace,
         secrets=secrets, max_receive_count=max(1, max_receive),
         agent_name=events.agent_name(env),
-        senders=Senders(secrets, env), cron=cron, budget=budget, memory=long_term, init_timings_ms=timings,
+        senders=Senders(secrets, env), cron=cron, budget=budget,
     )
     events.emit("worker_init", agent=rt.agent_name, **{f"{k}_ms": round(v, 1) for k, v in timings.items()},
                 secrets_loaded=len(names), waiting_for_secrets=waiting, cron=cron is not None,

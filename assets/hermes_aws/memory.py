@@ -77,7 +77,6 @@ from typing import Any
 from agent.memory_provider import MemoryProvider
 
 from hermes_aws import events
-from hermes_aws.budgets import METRIC_NAMESPACE
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +397,7 @@ def format_records(records: Sequence[Mapping[str, Any]], *, max_records: int = M
 
 def memory_metric_fields(ok: bool, agent: str | None = None) -> dict[str, Any]:
     """The EMF block of a recall/record line: ``MemoryFailures`` = 0 or 1 by [Agent]."""
-    return events.emf_fields(METRIC_NAMESPACE, {"Agent": agent or events.agent_name()},
+    return events.emf_fields(events.METRIC_NAMESPACE, {"Agent": agent or events.agent_name()},
                              {"MemoryFailures": (0 if ok else 1, "Count")})
 
 

@@ -1,8 +1,8 @@
 """One SQS FIFO batch, record by record, keeping each chat's order (standard library only).
 
-The consumers of the agent's queue (the AgentCore dispatcher; the serverless
-worker's handler follows the same rules) receive batches from Lambda's SQS
-event source with ``ReportBatchItemFailures``. :func:`process_batch` calls
+The consumers of the agent's queue (the serverless worker and the AgentCore
+dispatcher, both through :func:`process_batch`) receive batches from Lambda's
+SQS event source with ``ReportBatchItemFailures``. :func:`process_batch` calls
 ``process(record, info)`` for each record and returns the
 ``{"batchItemFailures": [...]}`` answer:
 

@@ -47,7 +47,6 @@ from hermes_aws import events
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMESPACE = "HermesAgent/Serverless"
 APOLOGY = "Sorry — I couldn't answer that message. Please try again."
 NEW_SESSION_REPLY = "✨ New conversation started."
 START_REPLY = "✨ Hi! New conversation started — just send me a message."
@@ -108,6 +107,8 @@ class TurnResult:
     fields: dict[str, Any] = field(default_factory=dict)
     #: work after the reply is delivered (the worker: background review, uploads, cron sync)
     after: Callable[[], None] | None = None
+    #: chunks of ``reply`` already sent (a stored reply an earlier attempt began to deliver)
+    start_chunk: int = 0
 
 
 def chat_turn(ctx: Any, message: Any, info: Any, run: Callable[[Any], TurnResult], *,
@@ -161,7 +162,7 @@ def chat_turn(ctx: Any, message: Any, info: Any, run: Callable[[Any], TurnResult
             return
         if result.outcome in MODEL_OUTCOMES:
             record_usage(ctx, message.actor_id, usage)
-        deliver(ctx, [target], key, result.reply or "")
+        deliver(ctx, [target], key, result.reply or "", start_chunk=result.start_chunk)
         if result.after is not None:
             result.after()
         emit_turn(ctx, done, started, usage, error=False)
@@ -187,6 +188,8 @@ class JobResult:
     error: str | None = None
     #: work after the text is delivered (the worker: skills/memories upload)
     after: Callable[[], None] | None = None
+    #: chunks of ``text`` already sent (a stored text an earlier attempt began to deliver)
+    start_chunk: int = 0
 
 
 def job_tick(ctx: Any, fired: Any, info: Any, run: Callable[[], JobResult]) -> None:
@@ -218,7 +221,7 @@ def job_tick(ctx: Any, fired: Any, info: Any, run: Callable[[], JobResult]) -> N
         if not result.ran:
             emit_cron(ctx, {**fields, "outcome": "skipped", "reason": result.reason}, started)
             return
-        deliver(ctx, targets, key, result.text)
+        deliver(ctx, targets, key, result.text, start_chunk=result.start_chunk)
         if result.after is not None:
             result.after()
         outcome = "silent" if result.silent else "delivered" if result.text and targets else "not_delivered"
@@ -296,7 +299,7 @@ def emit_turn(ctx: Any, fields: dict[str, Any], started: float, usage: Mapping[s
         **turn_metric_fields(ctx.agent_name, user, duration_ms=duration, error=error,
                              input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost,
                              budget_exceeded=fields.get("outcome") == "budget_exceeded",
-                             namespace=METRIC_NAMESPACE),
+                             namespace=events.METRIC_NAMESPACE),
     }
     try:
         events.emit("turn", **record)

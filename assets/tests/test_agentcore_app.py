@@ -146,6 +146,50 @@ def test_ping_is_busy_while_a_turn_runs(harness: Any) -> None:
         assert ping(app.origin)["status"] == "Healthy"
 
 
+def test_a_retry_waiting_on_a_running_turn_gets_its_stored_reply(harness: Any) -> None:
+    """A dispatcher retry (its first invocation timed out) reaches the microVM while the turn still runs:
+    it waits for the turn, then answers the stored reply without running the model again."""
+    from hermes_aws.ledger import UpdateLedger
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow(body: dict[str, Any]) -> str:
+        entered.set()
+        assert release.wait(60)
+        return "the one answer"
+
+    harness.model.script(slow, slow)
+    process = AgentProcess()
+    update = telegram_update(13, "think once")
+    with InProcessApp(process) as app:
+        answers: list[tuple[int, dict[str, Any]]] = []
+
+        def call() -> None:
+            answers.append(invoke(app.origin, chat_body(update), chat="telegram:13"))
+
+        first = threading.Thread(target=call)
+        first.start()
+        assert entered.wait(60)
+        retry = threading.Thread(target=call)
+        retry.start()
+        release.set()
+        first.join(60)
+        retry.join(60)
+        assert [(code, a["outcome"], a["reply"]) for code, a in answers] == [
+            (200, "answered", "the one answer"), (200, "stored", "the one answer")]
+        assert answers[1][1]["chunks_sent"] == 0
+        assert answers[1][1]["session_id"] == answers[0][1]["session_id"]
+        assert len(harness.model.chat_requests) == 1  # the model ran once
+        assert [m["content"] for m in stored_messages(13)] == ["think once", "the one answer"]
+
+        # once the dispatcher delivered it, another attempt has nothing to send
+        UpdateLedger(TABLE, boto3.client("dynamodb")).mark_delivered(f"telegram:{update['update_id']}", [1])
+        code, answer = invoke(app.origin, chat_body(update), chat="telegram:13")
+        assert (code, answer["outcome"], answer["reply"]) == (200, "ignored", None)
+        assert len(harness.model.chat_requests) == 1
+
+
 def test_warm_turns_reuse_the_transcript_until_someone_else_writes(harness: Any) -> None:
     process = AgentProcess()
     with InProcessApp(process) as app:

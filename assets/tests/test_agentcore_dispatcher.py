@@ -77,6 +77,28 @@ def drain(h: Any) -> list[dict[str, Any]]:
     return h.drain(worker=lambda event: agentcore_dispatcher.handler(event, None))
 
 
+def test_a_stored_reply_from_the_runtime_is_sent_from_where_delivery_stopped(
+        setup: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """``stored``: an earlier attempt ran the turn (this retry waited for it on the microVM); the dispatcher
+    sends the rest of the stored reply and charges no tokens."""
+    from hermes_aws.channels.telegram import split_message
+
+    h = setup
+    text = "first part. " * 400 + "\n\n" + "second part."
+    chunks = split_message(text)
+    assert len(chunks) >= 2
+    update = telegram_update(4343, "hi again")
+    h.container.answer(text, outcome=contract.OUTCOME_STORED, session_id="s-9", chunks_sent=1)
+    h.post(update)
+    assert drain(h) == [{"batchItemFailures": []}]
+    assert h.telegram.sent_messages(4343) == chunks[1:]
+    (record,) = table_items(f"UPDATE#telegram:{update['update_id']}")
+    assert record["status"]["S"] == "DELIVERED"
+    (turn,) = [e for e in map(json.loads, filter(None, capfd.readouterr().out.splitlines()))
+               if e.get("event") == "turn"]
+    assert (turn["outcome"], turn["session"], turn["InputTokens"], turn["TurnErrors"]) == ("stored", "s-9", 0, 0)
+
+
 def test_a_message_is_invoked_on_the_chat_runtime_session_and_the_reply_delivered(
         setup: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     h = setup

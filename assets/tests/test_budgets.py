@@ -203,9 +203,20 @@ def test_turn_metric_fields_without_user_and_when_refused() -> None:
     assert fields["BudgetExceeded"] == 1
 
 
+def test_emf_fields_is_the_one_dimension_set_case() -> None:
+    fields = events.emf_fields("ns", {"Agent": "a"}, {"X": (2, "Count"), "Y": (3.5, "Milliseconds")})
+    assert fields["_aws"]["CloudWatchMetrics"] == [{
+        "Namespace": "ns", "Dimensions": [["Agent"]],
+        "Metrics": [{"Name": "X", "Unit": "Count"}, {"Name": "Y", "Unit": "Milliseconds"}]}]
+    assert (fields["Agent"], fields["X"], fields["Y"]) == ("a", 2, 3.5)
+    assert turn_metric_fields("a", None, duration_ms=1, error=False, input_tokens=0, output_tokens=0, cost_usd=0,
+                              budget_exceeded=False)["_aws"]["CloudWatchMetrics"][0]["Namespace"] \
+        == events.METRIC_NAMESPACE == "HermesAgent/Serverless"
+
+
 def test_emf_fields_multi_rejects_inconsistent_groups() -> None:
     with pytest.raises(ValueError, match="no value"):
-        budgets.emf_fields_multi("ns", {"Agent": "a"}, [([["Agent", "User"]], {"X": (1, "Count")})])
+        events.emf_fields_multi("ns", {"Agent": "a"}, [([["Agent", "User"]], {"X": (1, "Count")})])
     with pytest.raises(ValueError, match="more than one group"):
-        budgets.emf_fields_multi("ns", {"Agent": "a"}, [([["Agent"]], {"X": (1, "Count")}),
-                                                        ([["Agent"]], {"X": (2, "Count")})])
+        events.emf_fields_multi("ns", {"Agent": "a"}, [([["Agent"]], {"X": (1, "Count")}),
+                                                       ([["Agent"]], {"X": (2, "Count")})])

@@ -28,6 +28,7 @@ from hermes_aws.channels.slack import (
     escape_text,
     parse_event,
     retry_info,
+    signature_problem,
     split_message,
     verify_signature,
 )
@@ -95,6 +96,20 @@ def test_signature_with_the_default_clock() -> None:
     ts = int(time.time())
     assert verify_signature(signed_headers(ts=ts), BODY, SECRET) is True
     assert verify_signature(signed_headers(ts=ts - 3600), BODY, SECRET) is False
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({}, None),
+    ({"X-Slack-Signature": None}, "missing Slack signature"),
+    ({"X-Slack-Request-Timestamp": "²"}, "stale Slack signature timestamp"),
+    ({"X-Slack-Request-Timestamp": "１５３１４２０６１８"}, "stale Slack signature timestamp"),
+    ({"X-Slack-Request-Timestamp": str(int(NOW) - 3600)}, "stale Slack signature timestamp"),
+    ({"X-Slack-Signature": "v0=" + "0" * 64}, "wrong Slack signature"),
+], ids=["signed", "missing", "superscript", "full-width", "old", "wrong"])
+def test_signature_problem_says_why(change: dict[str, Any], problem: str | None) -> None:
+    headers = {k: v for k, v in {**signed_headers(), **change}.items() if v is not None}
+    assert signature_problem(headers, BODY, SECRET, now=NOW) == problem
+    assert verify_signature(headers, BODY, SECRET, now=NOW) is (problem is None)
 
 
 def test_wrong_secret() -> None:

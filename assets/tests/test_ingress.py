@@ -276,6 +276,17 @@ def test_webhook_secret_is_never_taken_from_a_plain_env_value(ingress: Ingress,
     assert call(make_event(text_update(), secret=WEBHOOK_SECRET))[0]["statusCode"] == 200
 
 
+def test_secrets_with_surrounding_whitespace_still_verify(ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both secrets are read the same way: a value pasted with a trailing newline still works."""
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="hermes/telegram-webhook-secret-newline", SecretString=f" {WEBHOOK_SECRET}\n")["ARN"]
+    monkeypatch.setenv("HERMES_AWS_TELEGRAM_WEBHOOK_SECRET_ARN", arn)
+    lambda_ingress.reset()
+    assert call(make_event(text_update(), secret=WEBHOOK_SECRET))[0]["statusCode"] == 200
+    assert call(make_event(text_update(5002), secret=WEBHOOK_SECRET + "\n"))[0]["statusCode"] == 403
+    assert ingress.queued() == 1
+
+
 def test_allow_all(ingress: Ingress, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HERMES_AWS_TELEGRAM_ALLOW_ALL", "true")
     monkeypatch.delenv("HERMES_AWS_TELEGRAM_ALLOWED_USERS")
@@ -464,6 +475,13 @@ SLACK_REJECTED: list[tuple[str, Callable[[], dict[str, Any]], int, str]] = [
      "stale Slack signature timestamp"),
     ("non-numeric timestamp", lambda: {**slack_request(mention()), "headers": {
         **slack_request(mention())["headers"], "x-slack-request-timestamp": "yesterday"}}, 403,
+     "stale Slack signature timestamp"),
+    # str.isdigit() accepts these, int() does not take "²": a plain ASCII integer only
+    ("superscript digit timestamp", lambda: {**slack_request(mention()), "headers": {
+        **slack_request(mention())["headers"], "x-slack-request-timestamp": "²"}}, 403,
+     "stale Slack signature timestamp"),
+    ("full-width digit timestamp", lambda: {**slack_request(mention()), "headers": {
+        **slack_request(mention())["headers"], "x-slack-request-timestamp": "１２３"}}, 403,
      "stale Slack signature timestamp"),
     ("telegram secret on the slack route", lambda: {**slack_request(mention(), sign=False), "headers": {
         SECRET_HEADER: WEBHOOK_SECRET}}, 401, "missing Slack signature"),

@@ -138,36 +138,49 @@ def compute_signature(signing_secret: str, timestamp: str, raw_body: bytes) -> s
     return f"{SIGNATURE_VERSION}={digest}"
 
 
-def verify_signature(headers: Mapping[str, Any] | None, raw_body: bytes, signing_secret: str,
-                     now: float | None = None, max_age_seconds: float = MAX_SIGNATURE_AGE) -> bool:
-    """True when the request was signed by Slack with ``signing_secret``, recently.
+SIGNATURE_MISSING = "missing Slack signature"
+SIGNATURE_STALE = "stale Slack signature timestamp"
+SIGNATURE_WRONG = "wrong Slack signature"
+
+
+def signature_problem(headers: Mapping[str, Any] | None, raw_body: bytes, signing_secret: str,
+                      now: float | None = None, max_age_seconds: float = MAX_SIGNATURE_AGE) -> str | None:
+    """Why the request is not signed by Slack with ``signing_secret``, recently; None when it is.
 
     ``raw_body`` must be the exact bytes Slack sent (base64-decoded when API
     Gateway / the function URL flagged ``isBase64Encoded``), not re-serialised
-    JSON. False when the secret is empty, a header is missing, the timestamp is
-    not a plain integer or is more than ``max_age_seconds`` away from ``now``
-    (past or future: replays), or the signature does not match (constant-time
-    comparison).
+    JSON. :data:`SIGNATURE_MISSING`: a header is missing;
+    :data:`SIGNATURE_STALE`: the timestamp is not a plain (ASCII) integer or is
+    more than ``max_age_seconds`` away from ``now`` (past or future: replays);
+    :data:`SIGNATURE_WRONG`: the secret is empty, the body is not bytes, or
+    the signature does not match (constant-time comparison).
     """
-    if not isinstance(signing_secret, str) or not signing_secret:
-        return False
-    if isinstance(raw_body, str):
-        raw_body = raw_body.encode("utf-8", "surrogatepass")
-    if not isinstance(raw_body, (bytes, bytearray)):
-        return False
     timestamp = header_value(headers, TIMESTAMP_HEADER)
     given = header_value(headers, SIGNATURE_HEADER)
     if timestamp is None or given is None:
-        return False
+        return SIGNATURE_MISSING
     timestamp = timestamp.strip()
     if not _DIGITS.fullmatch(timestamp):
-        return False
+        return SIGNATURE_STALE
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > max_age_seconds:
-        return False
+        return SIGNATURE_STALE
+    if not isinstance(signing_secret, str) or not signing_secret:
+        return SIGNATURE_WRONG
+    if isinstance(raw_body, str):
+        raw_body = raw_body.encode("utf-8", "surrogatepass")
+    if not isinstance(raw_body, (bytes, bytearray)):
+        return SIGNATURE_WRONG
     expected = compute_signature(signing_secret, timestamp, bytes(raw_body))
-    return hmac.compare_digest(expected.encode("ascii"),
-                               given.strip().encode("utf-8", "surrogatepass"))
+    if hmac.compare_digest(expected.encode("ascii"), given.strip().encode("utf-8", "surrogatepass")):
+        return None
+    return SIGNATURE_WRONG
+
+
+def verify_signature(headers: Mapping[str, Any] | None, raw_body: bytes, signing_secret: str,
+                     now: float | None = None, max_age_seconds: float = MAX_SIGNATURE_AGE) -> bool:
+    """True when the request was signed by Slack with ``signing_secret``, recently (:func:`signature_problem`)."""
+    return signature_problem(headers, raw_body, signing_secret, now, max_age_seconds) is None
 
 
 # -- events ---------------------------------------------------------------------
