@@ -251,16 +251,8 @@ def run_turn(
     user_message: str,
     *,
     history: Sequence[Mapping[str, Any]] = (),
-    session_id: str,
-    user_id: str | None = None,
-    platform: str = "telegram",
-    chat_id: str | None = None,
-    chat_type: str | None = None,
-    user_name: str | None = None,
-    extra_disabled_toolsets: Iterable[str] = (),
-    allow_toolsets: Iterable[str] = (),
     agent: Any = None,
-    **overrides: Any,
+    **agent_options: Any,
 ) -> TurnResult:
     """Run one turn; return the answer, only the messages this turn added, and token usage.
 
@@ -268,15 +260,12 @@ def run_turn(
     blocked is answered with the block message (``blocked=True``). ``agent`` is for
     tests that bring their own; by default one is built (:func:`build_agent`)
     and closed afterwards unless a deferred review still needs it (the review
-    closes it).
+    closes it). ``agent_options`` are :func:`build_agent`'s (``session_id``, ``user_id``,
+    ``platform``, ...).
     """
     own_agent = agent is None
     if agent is None:
-        agent = build_agent(
-            session_id=session_id, user_id=user_id, platform=platform, chat_id=chat_id,
-            chat_type=chat_type, user_name=user_name,
-            extra_disabled_toolsets=extra_disabled_toolsets, allow_toolsets=allow_toolsets, **overrides,
-        )
+        agent = build_agent(**agent_options)
     captured: list[Callable[[], None]] = []
 
     def capture_review(messages_snapshot: list[dict[str, Any]], review_memory: bool = False,
